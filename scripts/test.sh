@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The full check run by `make test` and CI: PostgreSQL binaries, lint, types, tests.
+# Extra arguments go to pytest (for example: scripts/test.sh tests/core -x).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/ensure_postgres.sh
+
+echo "== ruff" >&2
+.venv/bin/ruff check src tests
+
+echo "== mypy" >&2
+.venv/bin/mypy
+
+echo "== pytest" >&2
+# The PostgreSQL half of the suite must fail, not skip, when the cluster cannot start.
+export KETCH_TEST_POSTGRES=required
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+if [[ "$status" -eq 5 ]]; then
+    echo "test.sh: pytest collected no tests; treating that as a failure" >&2
+fi
+exit "$status"

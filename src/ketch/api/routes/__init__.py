@@ -1,0 +1,3 @@
+"""One router module per service."""
+
+__all__: list[str] = []

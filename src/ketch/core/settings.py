@@ -1,0 +1,110 @@
+"""KetchSettings: one typed tree of configuration, read once.
+
+Sources, lowest priority first: defaults, ``$KETCH_HOME/ketch.toml``, then ``KETCH_*``
+environment variables (nested keys with ``__``, e.g. ``KETCH_SERVER__PORT=8080``). This
+is the only module that reads ``os.environ``; everything else receives settings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_PORT = 8765
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def default_home() -> Path:
+    """``$KETCH_HOME`` or ``~/.ketch``."""
+    return Path(os.environ.get("KETCH_HOME") or Path.home() / ".ketch").expanduser()
+
+
+class ServerSettings(BaseModel):
+    """How the API server listens and what it accepts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535)
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: list(LOOPBACK_HOSTS),
+        description="Host header values accepted (DNS-rebinding defence); '*' accepts any.",
+    )
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    public_url: str | None = None
+
+
+class DatabaseSettings(BaseModel):
+    """The metadata store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr | None = Field(
+        None, description="SQLAlchemy URL; default is SQLite at $KETCH_HOME/ketch.db"
+    )
+    busy_timeout_ms: int = Field(10_000, ge=0)
+    pool_size: int = Field(10, ge=1)
+
+
+class AuthSettings(BaseModel):
+    """Sign-in and API tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_ttl_days: int = Field(30, ge=1, le=3650)
+
+
+class KetchSettings(BaseSettings):
+    """The whole configuration tree."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KETCH_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    home: Path = Field(default_factory=default_home)
+    database_url: SecretStr | None = Field(
+        None, description="Shortcut for database.url (KETCH_DATABASE_URL)"
+    )
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = default_home() / "ketch.toml"
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+    def resolved_database_url(self) -> str:
+        """The database URL in force: explicit setting, else SQLite under ``home``."""
+        for candidate in (self.database_url, self.database.url):
+            if candidate is not None and candidate.get_secret_value():
+                return candidate.get_secret_value()
+        return f"sqlite:///{self.home / 'ketch.db'}"
+
+
+def load_settings(**overrides: Any) -> KetchSettings:
+    """Build settings from the environment and ``ketch.toml``, with explicit overrides on top."""
+    return KetchSettings(**overrides)

@@ -1,0 +1,37 @@
+"""The org service: organisation, OUs and accounts. Other services use only these names."""
+
+from ketch.org.service import (
+    bootstrap_organization,
+    close_account,
+    create_account,
+    create_ou,
+    delete_ou,
+    get_account,
+    get_organization,
+    get_ou,
+    get_ou_by_path,
+    is_bootstrapped,
+    list_accounts,
+    list_ous,
+    require_active_account,
+    update_account,
+    update_ou,
+)
+
+__all__ = [
+    "bootstrap_organization",
+    "close_account",
+    "create_account",
+    "create_ou",
+    "delete_ou",
+    "get_account",
+    "get_organization",
+    "get_ou",
+    "get_ou_by_path",
+    "is_bootstrapped",
+    "list_accounts",
+    "list_ous",
+    "require_active_account",
+    "update_account",
+    "update_ou",
+]

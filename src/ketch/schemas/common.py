@@ -1,0 +1,59 @@
+"""Shapes every route shares: the error envelope, pages, client tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+
+ClientToken = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Idempotency key: repeating a create with the same token and body "
+        "returns the first result; with a different body it is a conflict.",
+    ),
+]
+
+
+class WireModel(BaseModel):
+    """Base of request bodies: unknown fields are an error.
+
+    Pydantic's lax mode still refuses numbers for strings; flags use ``StrictBool`` so
+    that ``"yes"`` or ``1`` are not read as true.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReadModel(BaseModel):
+    """Base of response bodies: tolerant, so that older SDKs read newer servers."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class ErrorBody(ReadModel):
+    code: str
+    message: str
+    request_id: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class ErrorEnvelope(ReadModel):
+    """The single shape of every failure response."""
+
+    error: ErrorBody
+
+
+class Page(ReadModel, Generic[T]):
+    """One page of a list; pass ``next_token`` back to get the next one."""
+
+    items: list[T]
+    next_token: str | None = None

@@ -1,0 +1,82 @@
+"""First start: the organisation, its root OU and the first admin, created once.
+
+The admin's password and token are returned to the caller to show once, and kept in
+``$KETCH_HOME/initial-admin.json`` with mode 0600 so they are not lost if the
+terminal scrolls away.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from ketch import iam, org
+from ketch.core.errors import Conflict
+from ketch.server.context import Context
+
+logger = logging.getLogger(__name__)
+
+ADMIN_FILE = "initial-admin.json"
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    organization: str
+    username: str
+    password: str
+    token: str
+    credentials_file: Path
+
+
+def write_private_json(path: Path, data: dict[str, object]) -> None:
+    """Write ``data`` to ``path`` atomically, readable by the owner only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def bootstrap(
+    context: Context, *, org_name: str = "main", admin_username: str = "admin"
+) -> BootstrapResult | None:
+    """Create the organisation and first admin if missing; ``None`` when already done."""
+    ttl = timedelta(days=context.settings.auth.token_ttl_days)
+    with context.uow(write=True) as uow:
+        if org.is_bootstrapped(uow):
+            return None
+        organization = org.bootstrap_organization(uow, name=org_name)
+        admin = iam.bootstrap_admin(uow, username=admin_username, token_ttl=ttl)
+        path = context.settings.home / ADMIN_FILE
+        write_private_json(
+            path,
+            {
+                "organization": organization.name,
+                "username": admin.username,
+                "password": admin.password,
+                "token": admin.token.token,
+            },
+        )
+    logger.info("bootstrapped organisation %s; admin credentials in %s", org_name, path)
+    return BootstrapResult(
+        organization=organization.name,
+        username=admin.username,
+        password=admin.password,
+        token=admin.token.token,
+        credentials_file=path,
+    )
+
+
+def ensure_bootstrapped(context: Context, **names: str) -> BootstrapResult | None:
+    """Like :func:`bootstrap`, tolerating another process winning the race."""
+    try:
+        return bootstrap(context, **names)
+    except Conflict:
+        return None

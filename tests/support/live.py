@@ -1,0 +1,109 @@
+"""A real `ketch server` process on a free loopback port, for live tests and the demo.
+
+The process runs in its own session so that it and only it can be stopped by id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """Starts `python -m ketch server` with ``home`` as KETCH_HOME."""
+
+    home: Path
+    database_url: str | None = None
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KETCH_")}
+        env["KETCH_HOME"] = str(self.home)
+        if self.database_url:
+            env["KETCH_DATABASE_URL"] = self.database_url
+        return env
+
+    def cli_env(self, token: str | None = None) -> dict[str, str]:
+        """Environment for CLI subprocesses that talk to this server."""
+        env = self.env()
+        env["KETCH_URL"] = self.url
+        env["KETCH_TOKEN"] = token if token is not None else self.admin_token()
+        return env
+
+    def start(self, timeout: float = 60.0) -> LiveServer:
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = open(self.home / "server.log", "ab")  # noqa: SIM115 (kept open for the child)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ketch", "server", "--port", str(self.port)],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ketch server exited early:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"ketch server not ready in {timeout} s:\n{self.log_tail()}")
+
+    def admin_token(self) -> str:
+        data = json.loads((self.home / "initial-admin.json").read_text())
+        return str(data["token"])
+
+    def admin_password(self) -> str:
+        data = json.loads((self.home / "initial-admin.json").read_text())
+        return str(data["password"])
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def log_tail(self, lines: int = 40) -> str:
+        path = self.home / "server.log"
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else ""
+        )

@@ -1,0 +1,63 @@
+"""The throwaway cluster starts, serves a database, and leaves nothing behind when stopped."""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+import pytest
+
+from support.postgres import ThrowawayPostgres
+
+pytestmark = pytest.mark.postgres
+
+
+def _require_binaries() -> None:
+    if ThrowawayPostgres.available():
+        return
+    message = "PostgreSQL server binaries are missing (scripts/ensure_postgres.sh installs them)"
+    if os.environ.get("KETCH_TEST_POSTGRES") == "required":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_lifecycle() -> None:
+    _require_binaries()
+    cluster = ThrowawayPostgres()
+    cluster.start()
+    try:
+        root, pid = cluster.root, cluster.pid
+        assert cluster.running
+        assert (root / "data" / "PG_VERSION").exists()
+
+        url = cluster.create_database("probe")
+        assert url == f"postgresql+psycopg://postgres@127.0.0.1:{cluster.port}/probe"
+        with psycopg.connect(cluster.conninfo("probe")) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+            assert conn.execute("show fsync").fetchone() == ("off",)
+
+        # An open session does not stop the drop: it is forced.
+        copy_url = cluster.create_database("probe_copy", template="probe")
+        assert copy_url.endswith("/probe_copy")
+        with psycopg.connect(cluster.conninfo("probe_copy"), autocommit=True):
+            cluster.drop_database("probe_copy")
+        cluster.drop_database("probe")
+        cluster.drop_database("probe")  # idempotent
+        with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
+            names = conn.execute("select datname from pg_database").fetchall()
+        assert ("probe",) not in names
+    finally:
+        cluster.stop()
+
+    assert not cluster.running
+    assert not root.exists()
+    assert _gone(pid)
+    cluster.stop()  # a second stop is harmless
