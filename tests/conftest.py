@@ -28,7 +28,7 @@ from support.settings import TEST_HOST, make_settings
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[ThrowawayPostgres]:
-    required = os.environ.get("KETCH_TEST_POSTGRES") == "required"
+    required = os.environ.get("KETCH_TEST_POSTGRES") == "required" or bool(os.environ.get("CI"))
     if not ThrowawayPostgres.available():
         message = (
             "PostgreSQL server binaries are missing (scripts/ensure_postgres.sh installs them)"

@@ -7,15 +7,14 @@ terminal scrolls away.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from ketch import iam, org
 from ketch.core.errors import Conflict
+from ketch.core.files import write_private_json
 from ketch.server.context import Context
 
 logger = logging.getLogger(__name__)
@@ -30,18 +29,6 @@ class BootstrapResult:
     password: str
     token: str
     credentials_file: Path
-
-
-def write_private_json(path: Path, data: dict[str, object]) -> None:
-    """Write ``data`` to ``path`` atomically, readable by the owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def bootstrap(

@@ -1,0 +1,75 @@
+"""Ketch: a self-hosted, modular machine-learning platform for many teams.
+
+The top-level package is the SDK's public surface only, loaded lazily so that
+``import ketch`` stays fast and never pulls in server code::
+
+    import ketch
+    client = ketch.Client()
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ketch.core.errors import (
+        BackendUnavailable,
+        Conflict,
+        Forbidden,
+        InternalError,
+        InvalidInput,
+        KetchError,
+        NotFound,
+        PayloadTooLarge,
+        QuotaExceeded,
+        Throttled,
+        Unauthenticated,
+    )
+    from ketch.sdk.client import Client
+
+try:
+    __version__ = version("ketch")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0.0.0"
+
+_ERRORS = (
+    "BackendUnavailable",
+    "Conflict",
+    "Forbidden",
+    "InternalError",
+    "InvalidInput",
+    "KetchError",
+    "NotFound",
+    "PayloadTooLarge",
+    "QuotaExceeded",
+    "Throttled",
+    "Unauthenticated",
+)
+_LAZY = {"Client": "ketch.sdk.client", **{name: "ketch.core.errors" for name in _ERRORS}}
+
+__all__ = [
+    "BackendUnavailable",
+    "Client",
+    "Conflict",
+    "Forbidden",
+    "InternalError",
+    "InvalidInput",
+    "KetchError",
+    "NotFound",
+    "PayloadTooLarge",
+    "QuotaExceeded",
+    "Throttled",
+    "Unauthenticated",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ketch' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,3 @@
+"""The `ketch` command line (Typer + Rich): a client of the API, like the SDK it uses."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""One module per command group."""
+
+__all__: list[str] = []

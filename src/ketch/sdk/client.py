@@ -1,0 +1,152 @@
+"""Client: the synchronous SDK entry point.
+
+``Client()`` with no arguments finds the server and token from ``KETCH_URL`` /
+``KETCH_TOKEN`` or the CLI's stored credentials. Failures raise the same
+:class:`~ketch.core.errors.KetchError` subclasses the server raised, carrying the
+server's message, ``status_code`` and ``request_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from ketch.core.errors import BackendUnavailable, InternalError, KetchError, error_from_code
+from ketch.schemas.iam import LoginRequest, TokenIssued, Whoami
+from ketch.schemas.org import Organization
+from ketch.sdk import credentials
+from ketch.sdk.resources.org import Accounts, OrganizationalUnits
+
+logger = logging.getLogger(__name__)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+API_PREFIX = "/api/v1"
+RETRY_STATUSES = frozenset({502, 503, 504})
+RETRY_DELAYS = (0.2, 0.5, 1.0)
+
+
+class Client:
+    """A connection to one ketch server as one principal.
+
+    ``transport`` or ``http_client`` inject the HTTP layer (tests pass the in-process
+    app); otherwise a pooled ``httpx.Client`` is created and closed with :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        http_client: httpx.Client | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        found = credentials.resolve(url, token)
+        self.url = found.url
+        self.token = found.token
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(
+            base_url=self.url, transport=transport, timeout=timeout
+        )
+        self.ous = OrganizationalUnits(self)
+        self.accounts = Accounts(self)
+
+    # -- plumbing -----------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        retry: bool | None = None,
+    ) -> httpx.Response:
+        """Send one API request and return the 2xx response, or raise the server's error.
+
+        GETs are retried on connection errors and 502/503/504; other methods only when
+        ``retry=True`` (creates that carry a ``client_token`` are safe to repeat).
+        """
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        clean_params = {k: v for k, v in (params or {}).items() if v is not None}
+        may_retry = method == "GET" if retry is None else retry
+        delays = RETRY_DELAYS if may_retry else ()
+        for attempt in range(len(delays) + 1):
+            try:
+                response = self._http.request(
+                    method, path, json=json, params=clean_params, headers=headers
+                )
+            except httpx.TransportError as exc:
+                if attempt < len(delays):
+                    time.sleep(delays[attempt])
+                    continue
+                raise BackendUnavailable(
+                    f"cannot reach the ketch server at {self.url} ({type(exc).__name__}); "
+                    "is `ketch server` running, and is KETCH_URL right?"
+                ) from exc
+            if response.status_code in RETRY_STATUSES and attempt < len(delays):
+                time.sleep(delays[attempt])
+                continue
+            if response.is_success:
+                return response
+            raise _error_of(response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get(self, path: str, model: type[ModelT], **params: Any) -> ModelT:
+        return model.model_validate(self.request("GET", path, params=params).json())
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client(url={self.url!r}, token={'set' if self.token else 'none'})"
+
+    # -- identity ------------------------------------------------------------------
+
+    def login(self, username: str, password: str) -> TokenIssued:
+        """Exchange a password for a new API token; this client then uses it."""
+        body = LoginRequest(username=username, password=password).model_dump()
+        response = self.request("POST", f"{API_PREFIX}/auth/login", json=body)
+        issued = TokenIssued.model_validate(response.json())
+        self.token = issued.token
+        return issued
+
+    def whoami(self) -> Whoami:
+        return self._get(f"{API_PREFIX}/whoami", Whoami)
+
+    def organization(self) -> Organization:
+        return self._get(f"{API_PREFIX}/organization", Organization)
+
+    def health(self) -> dict[str, Any]:
+        """The server's readiness report (no credentials needed)."""
+        data: dict[str, Any] = self.request("GET", "/readyz").json()
+        return data
+
+
+def _error_of(response: httpx.Response) -> KetchError:
+    """Rebuild the server's error from its envelope."""
+    request_id = response.headers.get("x-request-id")
+    try:
+        body = response.json()
+        error = body["error"]
+        exc = error_from_code(str(error["code"]), str(error["message"]), error.get("details"))
+        request_id = error.get("request_id") or request_id
+    except (ValueError, KeyError, TypeError):
+        text = response.text[:200]
+        cls = BackendUnavailable if response.status_code >= 502 else InternalError
+        exc = cls(f"HTTP {response.status_code} from {response.request.url}: {text}")
+    exc.status_code = response.status_code  # type: ignore[attr-defined]
+    exc.request_id = request_id  # type: ignore[attr-defined]
+    return exc

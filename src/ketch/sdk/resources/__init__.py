@@ -1,0 +1,3 @@
+"""SDK resource groups: ``client.ous``, ``client.accounts``, ..."""
+
+__all__: list[str] = []
