@@ -71,7 +71,8 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[st
     problems: list[dict[str, Any]] = []
     for error in exc.errors():
         location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-        problems.append({"field": location or "body", "problem": error.get("msg", "invalid")})
+        problem = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        problems.append({"field": location or "body", "problem": problem})
     if not problems:
         return "invalid request", problems
     first = problems[0]

@@ -19,10 +19,12 @@ ACCOUNT_ID_RULE = (
     "3 to 40 characters: lowercase letters a-z, digits and single hyphens, "
     "starting with a letter and ending with a letter or digit"
 )
-_ACCOUNT_ID = re.compile(r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){2,39}$")
+ACCOUNT_ID_PATTERN = r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9])){2,39}$"
+_ACCOUNT_ID = re.compile(ACCOUNT_ID_PATTERN)
 
 NAME_RULE = "1 to 63 characters: letters, digits, '.', '_' and '-', starting with a letter or digit"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+_NAME = re.compile(NAME_PATTERN)
 
 RESOURCE_TYPE_RULE = "lowercase letters and hyphens, 2 to 32 characters"
 _RESOURCE_TYPE = re.compile(r"^[a-z][a-z-]{1,31}$")

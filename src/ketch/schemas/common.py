@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ketch.core.errors import InvalidInput
 
 T = TypeVar("T")
 
@@ -21,6 +24,18 @@ ClientToken = Annotated[
         "returns the first result; with a different body it is a conflict.",
     ),
 ]
+
+
+def checked_by(rule: Callable[[str], str]) -> Callable[[str], str]:
+    """Adapt a ``core`` validation rule (raising InvalidInput) to a pydantic validator."""
+
+    def validator(value: str) -> str:
+        try:
+            return rule(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from exc
+
+    return validator
 
 
 class WireModel(BaseModel):

@@ -6,9 +6,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, StrictBool
+from pydantic import AfterValidator, Field, StrictBool
 
-from ketch.schemas.common import ClientToken, ReadModel, WireModel
+from ketch.core.krn import (
+    ACCOUNT_ID_PATTERN,
+    ACCOUNT_ID_RULE,
+    NAME_PATTERN,
+    NAME_RULE,
+    validate_account_id,
+    validate_name,
+)
+from ketch.schemas.common import ClientToken, ReadModel, WireModel, checked_by
 
 TagKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9 _.:/=+@-]+$")]
 TagValue = Annotated[str, Field(max_length=256, pattern=r"^[A-Za-z0-9 _.:/=+@-]*$")]
@@ -21,6 +29,19 @@ OuPath = Annotated[
     ),
 ]
 DisplayName = Annotated[str, Field(min_length=1, max_length=128)]
+AccountId = Annotated[
+    str,
+    AfterValidator(checked_by(validate_account_id)),
+    Field(
+        description=f"Account id: {ACCOUNT_ID_RULE}.",
+        json_schema_extra={"pattern": ACCOUNT_ID_PATTERN},
+    ),
+]
+OuName = Annotated[
+    str,
+    AfterValidator(checked_by(lambda value: validate_name(value, kind="OU name"))),
+    Field(description=f"OU name: {NAME_RULE}.", json_schema_extra={"pattern": NAME_PATTERN}),
+]
 
 
 class Stage(StrEnum):
@@ -47,7 +68,7 @@ class Organization(ReadModel):
 
 
 class OUCreate(WireModel):
-    name: str = Field(description="OU name (letters, digits, '.', '_', '-').")
+    name: OuName
     parent: OuPath = ""
     create_missing_parents: StrictBool = False
     client_token: ClientToken | None = None
@@ -56,7 +77,7 @@ class OUCreate(WireModel):
 class OUUpdate(WireModel):
     """Rename (``name``) and/or move (``parent``) an OU."""
 
-    name: str | None = None
+    name: OuName | None = None
     parent: OuPath | None = None
 
 
@@ -71,7 +92,7 @@ class OU(ReadModel):
 
 
 class AccountCreate(WireModel):
-    id: str = Field(description="Account id slug, such as 'fraud-dev'.")
+    id: AccountId
     display_name: DisplayName | None = None
     stage: Stage
     ou: OuPath = ""
