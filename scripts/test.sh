@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/ensure_postgres.sh
+bash scripts/ensure_oidc_provider.sh
 
 echo "== ruff" >&2
 .venv/bin/ruff check src tests
@@ -15,6 +16,7 @@ echo "== mypy" >&2
 echo "== pytest" >&2
 # The PostgreSQL half of the suite must fail, not skip, when the cluster cannot start.
 export KETCH_TEST_POSTGRES=required
+export KETCH_TEST_OIDC=required
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
 if [[ "$status" -eq 5 ]]; then

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ketch.cli.commands import accounts, auth, ous, server
+from ketch.cli.commands import accounts, audit, auth, ous, server
 
 app = typer.Typer(
     name="ketch",
@@ -19,6 +19,7 @@ app.command("login")(auth.login_command)
 app.command("whoami")(auth.whoami_command)
 app.add_typer(ous.app, name="ous")
 app.add_typer(accounts.app, name="accounts")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

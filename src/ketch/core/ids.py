@@ -21,7 +21,7 @@ def new_request_id() -> str:
 
 def accept_request_id(candidate: str | None) -> str:
     """Keep a caller's request id only when it is harmless to log; otherwise make one."""
-    if candidate and _REQUEST_ID.match(candidate):
+    if candidate and _REQUEST_ID.fullmatch(candidate):
         return candidate
     return new_request_id()
 

@@ -57,7 +57,7 @@ def _reject_common(kind: str, value: object, rule: str) -> str:
 def validate_account_id(value: object) -> str:
     """Return ``value`` if it is a valid account id, else raise :class:`InvalidInput`."""
     text = _reject_common("account id", value, ACCOUNT_ID_RULE)
-    if not _ACCOUNT_ID.match(text):
+    if not _ACCOUNT_ID.fullmatch(text):
         raise InvalidInput(f"account id {_describe(text)} is invalid: use {ACCOUNT_ID_RULE}")
     if text in RESERVED_NAMES:
         raise InvalidInput(f"account id {text!r} is a reserved word; choose another name")
@@ -67,7 +67,7 @@ def validate_account_id(value: object) -> str:
 def validate_name(value: object, *, kind: str = "name") -> str:
     """Return ``value`` if it is a valid resource name, else raise :class:`InvalidInput`."""
     text = _reject_common(kind, value, NAME_RULE)
-    if not _NAME.match(text):
+    if not _NAME.fullmatch(text):
         raise InvalidInput(f"{kind} {_describe(text)} is invalid: use {NAME_RULE}")
     if text.lower() in RESERVED_NAMES:
         raise InvalidInput(f"{kind} {text!r} is a reserved word; choose another name")
@@ -107,7 +107,7 @@ class Krn:
             raise InvalidInput(f"not a KRN: {_describe(text)}; {expected}")
         if account:
             validate_account_id(account)
-        if not _RESOURCE_TYPE.match(resource_type):
+        if not _RESOURCE_TYPE.fullmatch(resource_type):
             raise InvalidInput(f"KRN resource type {resource_type!r} must be {RESOURCE_TYPE_RULE}")
         for part in name.split("/"):
             validate_name(part, kind="KRN name part")

@@ -17,10 +17,14 @@ from datetime import UTC, datetime
 request_id_var: ContextVar[str | None] = ContextVar("ketch_request_id", default=None)
 principal_var: ContextVar[str | None] = ContextVar("ketch_principal", default=None)
 
+_SENSITIVE_FIELD = r"(?i)((?:password|secret|token)[\"']?\s*[:=]\s*"
 _SECRET_PATTERNS = (
     re.compile(r"(ketch_[A-Za-z0-9]{8}_)[A-Za-z0-9_-]+"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)((?:password|secret|token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
+    # A quoted value is masked up to its closing quote, spaces and escaped quotes included.
+    re.compile(_SENSITIVE_FIELD + r'")(?:[^"\\]|\\.)*(")'),
+    re.compile(_SENSITIVE_FIELD + r"')(?:[^'\\]|\\.)*(')"),
+    re.compile(_SENSITIVE_FIELD + r"[\"']?)[^\s\"',}]+"),
     re.compile(r"(://[^:/@\s]+:)[^@\s]+(@)"),
 )
 
@@ -40,6 +44,14 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        # Formatters reuse a cached ``exc_text``: fill it redacted so that no handler
+        # writes an unmasked traceback.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         record.request_id = request_id_var.get()
         record.principal = principal_var.get()
         return True

@@ -8,10 +8,12 @@ is the only module that reads ``os.environ``; everything else receives settings.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +23,7 @@ from pydantic_settings import (
 
 DEFAULT_PORT = 8765
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def default_home() -> Path:
@@ -41,6 +44,10 @@ class ServerSettings(BaseModel):
     )
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     public_url: str | None = None
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of reverse proxies whose X-Forwarded-For is believed; none by default.",
+    )
 
 
 class DatabaseSettings(BaseModel):
@@ -63,6 +70,21 @@ class AuthSettings(BaseModel):
     token_ttl_days: int = Field(30, ge=1, le=3650)
 
 
+class AuditSettings(BaseModel):
+    """The audit trail's signed digests."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    digest_interval_seconds: int = Field(
+        300, ge=1, description="A signed digest is written this often, also when idle."
+    )
+    signing_key_path: Path | None = Field(
+        None,
+        description="Ed25519 private key (PEM, mode 0600), outside the database; "
+        "default $KETCH_HOME/audit/signing-key.pem, generated on first use.",
+    )
+
+
 class KetchSettings(BaseSettings):
     """The whole configuration tree."""
 
@@ -79,7 +101,16 @@ class KetchSettings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"log level {value!r} is unknown; use one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @classmethod
     def settings_customise_sources(
@@ -91,11 +122,18 @@ class KetchSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_file = default_home() / "ketch.toml"
-        return (
-            init_settings,
-            env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
-        )
+        try:
+            toml_settings = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+        except tomllib.TOMLDecodeError as exc:
+            # A ValidationError like any other bad value, naming the file and the spot.
+            error = PydanticCustomError(
+                "toml_syntax",
+                "{file} is not valid TOML: {error}",
+                {"file": str(toml_file), "error": str(exc)},
+            )
+            detail = InitErrorDetails(type=error, loc=("ketch.toml",), input=str(toml_file))
+            raise ValidationError.from_exception_data(settings_cls.__name__, [detail]) from exc
+        return (init_settings, env_settings, toml_settings)
 
     def resolved_database_url(self) -> str:
         """The database URL in force: explicit setting, else SQLite under ``home``."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from ketch.core.errors import InvalidInput
+
 _HASHER = PasswordHasher()
 # Verified against when the user does not exist, so both failures take the same time.
 _DUMMY_HASH = _HASHER.hash("ketch-dummy-password-for-timing")
@@ -21,3 +23,29 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
         return _HASHER.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+MIN_PASSWORD_LENGTH = 12
+PASSWORD_RULE = (
+    f"at least {MIN_PASSWORD_LENGTH} characters, with at least three of: lowercase letters, "
+    "uppercase letters, digits, other characters; not containing the user name"
+)
+
+
+def check_password_strength(password: str, *, username: str) -> None:
+    """Raise :class:`InvalidInput` unless ``password`` meets :data:`PASSWORD_RULE`."""
+    classes = sum(
+        (
+            any(c.islower() for c in password),
+            any(c.isupper() for c in password),
+            any(c.isdigit() for c in password),
+            any(not c.isalnum() for c in password),
+        )
+    )
+    if (
+        len(password) < MIN_PASSWORD_LENGTH
+        or classes < 3
+        or username.lower() in password.lower()
+        or len(password) > 1024
+    ):
+        raise InvalidInput(f"the password is too weak: use {PASSWORD_RULE}")

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ketch.core.errors import Conflict
 from ketch.core.ids import new_id
@@ -58,7 +59,11 @@ def remember(
     request_hash: str,
     resource_id: str,
 ) -> None:
-    """Record that ``token`` created ``resource_id``."""
+    """Record that ``token`` created ``resource_id``.
+
+    A token this principal already used for ``operation`` (a concurrent retry that lost
+    the race) is a :class:`Conflict`; the caller's unit of work must then roll back.
+    """
     uow.session.add(
         ClientTokenRow(
             id=new_id(),
@@ -70,4 +75,10 @@ def remember(
             created_at=uow.clock.now(),
         )
     )
-    uow.session.flush()
+    try:
+        uow.session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"client_token '{token}' was already used for a {operation} request; "
+            "retry to get its result, or use a new token for a different request"
+        ) from exc

@@ -17,8 +17,12 @@ from ketch.org.service import (
     update_account,
     update_ou,
 )
+from ketch.org.snapshot import AccountFacts, OrgSnapshot, OuFacts, org_snapshot
 
 __all__ = [
+    "AccountFacts",
+    "OrgSnapshot",
+    "OuFacts",
     "bootstrap_organization",
     "close_account",
     "create_account",
@@ -31,6 +35,7 @@ __all__ = [
     "is_bootstrapped",
     "list_accounts",
     "list_ous",
+    "org_snapshot",
     "require_active_account",
     "update_account",
     "update_ou",

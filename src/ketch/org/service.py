@@ -7,6 +7,7 @@ Every function takes a :class:`~ketch.store.UnitOfWork` first and raises
 from __future__ import annotations
 
 import logging
+import unicodedata
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +32,7 @@ from ketch.store.session import UnitOfWork
 logger = logging.getLogger(__name__)
 
 ROOT_PATH_NAME = "root"
+DISPLAY_NAME_MAX = 128  # the width of accounts.display_name
 
 
 # -- organisation ---------------------------------------------------------------------
@@ -262,8 +264,14 @@ def _account_to_schema(row: AccountRow, tree: OUTree) -> Account:
 
 
 def _check_display_name(value: str) -> str:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value) or not value.strip():
-        raise InvalidInput("display name must be 1 to 128 printable characters")
+    # All of Unicode's control characters (C0, DEL and C1): C1 holds terminal escape
+    # introducers such as CSI (U+009B) and a line break (NEL, U+0085).
+    if (
+        any(unicodedata.category(ch) == "Cc" for ch in value)
+        or not value.strip()
+        or len(value) > DISPLAY_NAME_MAX
+    ):
+        raise InvalidInput(f"display name must be 1 to {DISPLAY_NAME_MAX} printable characters")
     return value
 
 

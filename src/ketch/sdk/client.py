@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -19,6 +20,8 @@ from ketch.core.errors import BackendUnavailable, InternalError, KetchError, err
 from ketch.schemas.iam import LoginRequest, TokenIssued, Whoami
 from ketch.schemas.org import Organization
 from ketch.sdk import credentials
+from ketch.sdk._wire import build
+from ketch.sdk.resources.audit import Audit
 from ketch.sdk.resources.org import Accounts, OrganizationalUnits
 
 logger = logging.getLogger(__name__)
@@ -35,6 +38,8 @@ class Client:
 
     ``transport`` or ``http_client`` inject the HTTP layer (tests pass the in-process
     app); otherwise a pooled ``httpx.Client`` is created and closed with :meth:`close`.
+    ``retry_delays`` are the pauses, in seconds, before each retry of a retryable
+    request; ``()`` turns retries off.
     """
 
     def __init__(
@@ -45,16 +50,19 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
         timeout: float = 30.0,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
     ) -> None:
         found = credentials.resolve(url, token)
         self.url = found.url
         self.token = found.token
+        self._retry_delays = tuple(retry_delays)
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
             base_url=self.url, transport=transport, timeout=timeout
         )
         self.ous = OrganizationalUnits(self)
         self.accounts = Accounts(self)
+        self.audit = Audit(self)
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -75,7 +83,7 @@ class Client:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         clean_params = {k: v for k, v in (params or {}).items() if v is not None}
         may_retry = method == "GET" if retry is None else retry
-        delays = RETRY_DELAYS if may_retry else ()
+        delays = self._retry_delays if may_retry else ()
         for attempt in range(len(delays) + 1):
             try:
                 response = self._http.request(
@@ -117,7 +125,7 @@ class Client:
 
     def login(self, username: str, password: str) -> TokenIssued:
         """Exchange a password for a new API token; this client then uses it."""
-        body = LoginRequest(username=username, password=password).model_dump()
+        body = build(LoginRequest, username=username, password=password).model_dump()
         response = self.request("POST", f"{API_PREFIX}/auth/login", json=body)
         issued = TokenIssued.model_validate(response.json())
         self.token = issued.token

@@ -49,10 +49,11 @@ def resolve(url: str | None = None, token: str | None = None) -> Credentials:
     """Fill what the caller did not give from the environment, then the stored file."""
     stored = load_stored()
     resolved_url = url or os.environ.get("KETCH_URL") or (stored.url if stored else DEFAULT_URL)
+    resolved_url = resolved_url.rstrip("/")
     resolved_token = token or os.environ.get("KETCH_TOKEN")
-    if resolved_token is None and stored is not None and stored.url == resolved_url:
+    if resolved_token is None and stored is not None and stored.url.rstrip("/") == resolved_url:
         resolved_token = stored.token
-    return Credentials(url=resolved_url.rstrip("/"), token=resolved_token)
+    return Credentials(url=resolved_url, token=resolved_token)
 
 
 def save_credentials(*, url: str, token: str) -> Path:

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from ketch.audit import AuditTrail
 from ketch.core.clock import Clock, SystemClock
 from ketch.core.settings import KetchSettings
+from ketch.iam import Authorizer
 from ketch.store.engine import create_engine_for_url
 from ketch.store.migrations import upgrade
 from ketch.store.session import UnitOfWorkFactory
@@ -21,9 +23,12 @@ class Context:
     engine: Engine
     clock: Clock = field(default_factory=SystemClock)
     uow: UnitOfWorkFactory = field(init=False)
+    audit: AuditTrail = field(init=False)
+    authorizer: Authorizer = field(default_factory=Authorizer)
 
     def __post_init__(self) -> None:
         self.uow = UnitOfWorkFactory(self.engine, self.clock)
+        self.audit = AuditTrail.from_settings(self.settings)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import uvicorn
 
 from ketch.api import create_app
+from ketch.audit import DigestWriter
 from ketch.core.logging import configure_logging
 from ketch.core.settings import KetchSettings
 from ketch.server.bootstrap import BootstrapResult, ensure_bootstrapped
@@ -38,7 +39,8 @@ def run_server(
             server_header=False,
             proxy_headers=False,
         )
-        uvicorn.Server(config).run()
+        with DigestWriter(context.uow, context.audit).running():
+            uvicorn.Server(config).run()
     finally:
         context.close()
 

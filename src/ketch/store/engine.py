@@ -48,14 +48,19 @@ def create_engine_for_url(
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
-        if database and database != ":memory:" and not database.startswith("file:"):
+        in_memory = not database or database == ":memory:" or parsed.query.get("mode") == "memory"
+        if not in_memory and database and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # An in-memory database gets SQLAlchemy's single-connection pool, which takes
+        # no pool size.
+        pool: dict[str, Any] = (
+            {} if in_memory else {"pool_size": pool_size, "max_overflow": pool_size}
+        )
         engine = create_engine(
             parsed,
             echo=echo,
-            pool_size=pool_size,
-            max_overflow=pool_size,
             connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+            **pool,
         )
         _configure_sqlite(engine, busy_timeout_ms)
         return engine

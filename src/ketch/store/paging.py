@@ -22,6 +22,8 @@ def fetch_page(
 
     Returns the rows and the key of the last one when more rows follow, else ``None``.
     """
+    if limit < 1:
+        raise ValueError(f"page limit must be at least 1, not {limit}")
     rows = session.scalars(query.limit(limit + 1)).all()
     if len(rows) > limit:
         rows = rows[:limit]

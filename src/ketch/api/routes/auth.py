@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from ketch import iam, org
-from ketch.api.deps import ContextDep, authorize, public
-from ketch.iam import Action, Caller
+from ketch import iam
+from ketch.api import resources
+from ketch.api.deps import ContextDep, Guard, authorize, public
+from ketch.iam import Action
 from ketch.schemas.iam import LoginRequest, TokenIssued, Whoami
 
 router = APIRouter(tags=["identity"])
@@ -20,20 +21,17 @@ router = APIRouter(tags=["identity"])
 )
 def login(body: LoginRequest, context: ContextDep) -> TokenIssued:
     ttl = timedelta(days=context.settings.auth.token_ttl_days)
-    with context.uow(write=True) as uow:
-        return iam.login(uow, username=body.username, password=body.password, token_ttl=ttl)
+    return iam.login(context.uow, username=body.username, password=body.password, token_ttl=ttl)
 
 
-@router.get("/whoami", summary="Who the caller is")
+@router.get("/whoami", summary="Who the caller is, its groups and what it may reach")
 def whoami(
-    context: ContextDep,
-    caller: Annotated[Caller, Depends(authorize(Action.GET_CALLER_IDENTITY))],
+    guard: Annotated[
+        Guard, Depends(authorize(Action.GET_CALLER_IDENTITY, resources.caller_self()))
+    ],
 ) -> Whoami:
-    with context.uow() as uow:
-        organization = org.get_organization(uow)
-    return Whoami(
-        principal=caller.principal,
-        organization=organization.name,
-        is_org_admin=caller.is_org_admin,
-        token_id=caller.token_id,
-    )
+    with guard.context.uow() as uow:
+        compiled = guard.context.authorizer.compiled(uow)
+        return iam.whoami(
+            uow, guard.caller, is_org_admin=iam.is_org_admin(compiled, guard.caller.name)
+        )

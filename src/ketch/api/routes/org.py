@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from ketch import org
-from ketch.api.deps import ContextDep, authorize
+from ketch.api import resources
+from ketch.api.deps import Guard, Target, authorize
 from ketch.api.idempotent import create_once
 from ketch.api.pagination import (
     DEFAULT_MAX_RESULTS,
@@ -16,7 +17,7 @@ from ketch.api.pagination import (
     decode_token,
     encode_token,
 )
-from ketch.iam import Action, Caller
+from ketch.iam import Action, ResourceRef
 from ketch.schemas.common import Page
 from ketch.schemas.org import (
     OU,
@@ -37,10 +38,11 @@ OuPathQuery = Annotated[str | None, Query(max_length=512, description="OU path, 
 
 @router.get("/organization", summary="Describe the organisation")
 def describe_organization(
-    context: ContextDep,
-    _: Annotated[Caller, Depends(authorize(Action.DESCRIBE_ORGANIZATION))],
+    guard: Annotated[
+        Guard, Depends(authorize(Action.DESCRIBE_ORGANIZATION, resources.organization()))
+    ],
 ) -> Organization:
-    with context.uow() as uow:
+    with guard.context.uow() as uow:
         return org.get_organization(uow)
 
 
@@ -50,13 +52,12 @@ def describe_organization(
 @router.post("/ous", status_code=status.HTTP_201_CREATED, summary="Create an OU")
 def create_ou(
     body: OUCreate,
-    context: ContextDep,
-    caller: Annotated[Caller, Depends(authorize(Action.CREATE_OU))],
+    guard: Annotated[Guard, Depends(authorize(Action.CREATE_OU, resources.new_ou_from_body()))],
 ) -> OU:
-    with context.uow(write=True) as uow:
+    with guard.write() as uow:
         return create_once(
             uow,
-            caller,
+            guard.caller,
             operation=Action.CREATE_OU.value,
             body=body,
             create=lambda: org.create_ou(
@@ -72,26 +73,28 @@ def create_ou(
 
 @router.get("/ous", summary="List OUs")
 def list_ous(
-    context: ContextDep,
-    _: Annotated[Caller, Depends(authorize(Action.LIST_OUS))],
+    guard: Annotated[
+        Guard, Depends(authorize(Action.LIST_OUS, resources.organization(), list_filter=True))
+    ],
     parent: OuPathQuery = None,
     path: OuPathQuery = None,
     max_results: MaxResults = DEFAULT_MAX_RESULTS,
     next_token: NextToken = None,
 ) -> Page[OU]:
     after = decode_token("ous", next_token)
-    with context.uow() as uow:
+    with guard.context.uow() as uow:
         items, last = org.list_ous(uow, parent=parent, path=path, limit=max_results, after=after)
+        if guard.filtered:
+            items = [ou for ou in items if guard.can(uow, Action.DESCRIBE_OU, _ou_target(ou.id))]
     return Page[OU](items=items, next_token=encode_token("ous", last))
 
 
 @router.get("/ous/{ou_id}", summary="Describe an OU")
 def describe_ou(
     ou_id: str,
-    context: ContextDep,
-    _: Annotated[Caller, Depends(authorize(Action.DESCRIBE_OU))],
+    guard: Annotated[Guard, Depends(authorize(Action.DESCRIBE_OU, resources.ou_from_path()))],
 ) -> OU:
-    with context.uow() as uow:
+    with guard.context.uow() as uow:
         return org.get_ou(uow, ou_id)
 
 
@@ -99,20 +102,18 @@ def describe_ou(
 def update_ou(
     ou_id: str,
     body: OUUpdate,
-    context: ContextDep,
-    _: Annotated[Caller, Depends(authorize(Action.UPDATE_OU))],
+    guard: Annotated[Guard, Depends(authorize(Action.UPDATE_OU, resources.ou_from_path()))],
 ) -> OU:
-    with context.uow(write=True) as uow:
+    with guard.write() as uow:
         return org.update_ou(uow, ou_id, name=body.name, parent=body.parent)
 
 
 @router.delete("/ous/{ou_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete an empty OU")
 def delete_ou(
     ou_id: str,
-    context: ContextDep,
-    _: Annotated[Caller, Depends(authorize(Action.DELETE_OU))],
+    guard: Annotated[Guard, Depends(authorize(Action.DELETE_OU, resources.ou_from_path()))],
 ) -> Response:
-    with context.uow(write=True) as uow:
+    with guard.write() as uow:
         org.delete_ou(uow, ou_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -123,13 +124,14 @@ def delete_ou(
 @router.post("/accounts", status_code=status.HTTP_201_CREATED, summary="Create an account")
 def create_account(
     body: AccountCreate,
-    context: ContextDep,
-    caller: Annotated[Caller, Depends(authorize(Action.CREATE_ACCOUNT))],
+    guard: Annotated[
+        Guard, Depends(authorize(Action.CREATE_ACCOUNT, resources.new_account_from_body()))
+    ],
 ) -> Account:
-    with context.uow(write=True) as uow:
+    with guard.write() as uow:
         return create_once(
             uow,
-            caller,
+            guard.caller,
             operation=Action.CREATE_ACCOUNT.value,
             body=body,
             create=lambda: org.create_account(uow, body),
@@ -140,8 +142,9 @@ def create_account(
 
 @router.get("/accounts", summary="List accounts")
 def list_accounts(
-    context: ContextDep,
-    _: Annotated[Caller, Depends(authorize(Action.LIST_ACCOUNTS))],
+    guard: Annotated[
+        Guard, Depends(authorize(Action.LIST_ACCOUNTS, resources.organization(), list_filter=True))
+    ],
     ou: OuPathQuery = None,
     stage: Stage | None = None,
     status: AccountStatus | None = None,
@@ -149,20 +152,25 @@ def list_accounts(
     next_token: NextToken = None,
 ) -> Page[Account]:
     after = decode_token("accounts", next_token)
-    with context.uow() as uow:
+    with guard.context.uow() as uow:
         items, last = org.list_accounts(
             uow, ou=ou, stage=stage, status=status, limit=max_results, after=after
         )
+        if guard.filtered:
+            items = [
+                a for a in items if guard.can(uow, Action.DESCRIBE_ACCOUNT, _account_target(a.id))
+            ]
     return Page[Account](items=items, next_token=encode_token("accounts", last))
 
 
 @router.get("/accounts/{account_id}", summary="Describe an account")
 def describe_account(
     account_id: str,
-    context: ContextDep,
-    _: Annotated[Caller, Depends(authorize(Action.DESCRIBE_ACCOUNT))],
+    guard: Annotated[
+        Guard, Depends(authorize(Action.DESCRIBE_ACCOUNT, resources.account_from_path()))
+    ],
 ) -> Account:
-    with context.uow() as uow:
+    with guard.context.uow() as uow:
         return org.get_account(uow, account_id)
 
 
@@ -170,18 +178,28 @@ def describe_account(
 def update_account(
     account_id: str,
     body: AccountUpdate,
-    context: ContextDep,
-    _: Annotated[Caller, Depends(authorize(Action.UPDATE_ACCOUNT))],
+    guard: Annotated[
+        Guard, Depends(authorize(Action.UPDATE_ACCOUNT, resources.account_from_path()))
+    ],
 ) -> Account:
-    with context.uow(write=True) as uow:
+    with guard.write() as uow:
         return org.update_account(uow, account_id, body)
 
 
 @router.post("/accounts/{account_id}/close", summary="Close an account (keeps its records)")
 def close_account(
     account_id: str,
-    context: ContextDep,
-    _: Annotated[Caller, Depends(authorize(Action.CLOSE_ACCOUNT))],
+    guard: Annotated[
+        Guard, Depends(authorize(Action.CLOSE_ACCOUNT, resources.account_from_path()))
+    ],
 ) -> Account:
-    with context.uow(write=True) as uow:
+    with guard.write() as uow:
         return org.close_account(uow, account_id)
+
+
+def _ou_target(ou_id: str) -> Target:
+    return Target(ResourceRef("OU", ou_id))
+
+
+def _account_target(account_id: str) -> Target:
+    return Target(ResourceRef("Account", account_id), account=account_id)

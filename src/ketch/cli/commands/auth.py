@@ -51,3 +51,22 @@ def whoami_command(ctx: typer.Context, output: OutputOption = OutputFormat.TABLE
         f"{me.principal.name} ({me.principal.krn}), {role} of organisation "
         f"{me.organization}, at {client.url}"
     )
+    console.print(f"groups: {', '.join(me.groups) or '(none)'}")
+    limits = [
+        *(["read-only token"] if me.token_read_only else []),
+        *(
+            [f"token limited to {', '.join(me.token_account_ids)}"]
+            if me.token_account_ids is not None
+            else []
+        ),
+    ]
+    if limits:
+        console.print("; ".join(limits))
+    if not me.reach:
+        console.print("no permission set is assigned to you yet")
+    for reach in me.reach:
+        target = reach.target or "(root)"
+        console.print(
+            f"  {reach.permission_set} on {reach.target_type} {target} (via {reach.via})",
+            highlight=False,
+        )

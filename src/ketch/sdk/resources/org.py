@@ -18,6 +18,7 @@ from ketch.schemas.org import (
     Stage,
 )
 from ketch.sdk._pagination import iterate
+from ketch.sdk._wire import build, choice
 
 if TYPE_CHECKING:
     from ketch.sdk.client import Client
@@ -39,7 +40,8 @@ class OrganizationalUnits:
         create_missing_parents: bool = False,
         client_token: str | None = None,
     ) -> OU:
-        body = OUCreate(
+        body = build(
+            OUCreate,
             name=name,
             parent=parent,
             create_missing_parents=create_missing_parents,
@@ -80,11 +82,14 @@ class OrganizationalUnits:
         response = self._client.request("GET", f"{PREFIX}/ous", params=params)
         return Page[OU].model_validate(response.json())
 
-    def iter_all(self, *, parent: str | None = None) -> Iterator[OU]:
-        return iterate(lambda token: self.list(parent=parent, next_token=token))
+    def iter_all(self, *, parent: str | None = None, page_size: int | None = None) -> Iterator[OU]:
+        """Every OU (or every child of ``parent``), fetching ``page_size`` per request."""
+        return iterate(
+            lambda token: self.list(parent=parent, max_results=page_size, next_token=token)
+        )
 
     def update(self, ou_id: str, *, name: str | None = None, parent: str | None = None) -> OU:
-        body = OUUpdate(name=name, parent=parent).model_dump(exclude_none=True)
+        body = build(OUUpdate, name=name, parent=parent).model_dump(exclude_none=True)
         response = self._client.request("PATCH", f"{PREFIX}/ous/{ou_id}", json=body)
         return OU.model_validate(response.json())
 
@@ -109,9 +114,10 @@ class Accounts:
         create_missing_ous: bool = False,
         client_token: str | None = None,
     ) -> Account:
-        body = AccountCreate(
+        body = build(
+            AccountCreate,
             id=account_id,
-            stage=Stage(stage),
+            stage=choice(Stage, stage, field="stage"),
             ou=ou,
             display_name=display_name,
             tags=tags or {},
@@ -141,8 +147,10 @@ class Accounts:
     ) -> Page[Account]:
         params = {
             "ou": ou,
-            "stage": Stage(stage).value if stage is not None else None,
-            "status": AccountStatus(status).value if status is not None else None,
+            "stage": choice(Stage, stage, field="stage").value if stage is not None else None,
+            "status": (
+                choice(AccountStatus, status, field="status").value if status is not None else None
+            ),
             "max_results": max_results,
             "next_token": next_token,
         }
@@ -155,8 +163,14 @@ class Accounts:
         ou: str | None = None,
         stage: Stage | str | None = None,
         status: AccountStatus | str | None = None,
+        page_size: int | None = None,
     ) -> Iterator[Account]:
-        return iterate(lambda token: self.list(ou=ou, stage=stage, status=status, next_token=token))
+        """Every matching account, fetching ``page_size`` per request."""
+        return iterate(
+            lambda token: self.list(
+                ou=ou, stage=stage, status=status, max_results=page_size, next_token=token
+            )
+        )
 
     def update(
         self,
@@ -167,9 +181,10 @@ class Accounts:
         tags: dict[str, str] | None = None,
         ou: str | None = None,
     ) -> Account:
-        body = AccountUpdate(
+        body = build(
+            AccountUpdate,
             display_name=display_name,
-            stage=Stage(stage) if stage is not None else None,
+            stage=choice(Stage, stage, field="stage") if stage is not None else None,
             tags=tags,
             ou=ou,
         )

@@ -14,6 +14,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
+from ketch.store.engine import WRITE_OPTION
+
 _HERE = Path(__file__).parent
 _PG_LOCK_KEY = 0x6B65746368  # "ketch"
 
@@ -39,9 +41,13 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (idempotent)."""
+    """Bring the schema to ``revision`` (idempotent).
+
+    The migration is one write transaction: on SQLite it starts with ``BEGIN IMMEDIATE``,
+    so a second upgrader waits on the busy timeout instead of failing mid-migration.
+    """
     config = alembic_config()
-    with engine.begin() as conn:
+    with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         config.attributes["connection"] = conn

@@ -1,0 +1,289 @@
+"""The Cedar decision engine: compile the organisation's policies once, decide fast.
+
+``compile_policies`` turns one :class:`AccessFacts` (everything that can change a
+decision, read at one policy epoch) into a pre-parsed ``PolicySet`` and ``Entities``.
+Permission sets and guardrails are templates; assignments and guardrail attachments
+are template links, so the whole set is built in one parse of Cedar's JSON format.
+``decide`` never fails open: a decision whose evaluation reported an error is a deny,
+and is logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import cedarpy
+
+from ketch.iam.actions import Action
+from ketch.iam.builtin import SYSTEM_POLICIES
+from ketch.iam.cedar_schema import ACTION_GROUPS, NAMESPACE
+from ketch.iam.policy_text import condition_of, guardrail_templates, permission_set_templates
+from ketch.org import OrgSnapshot
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PermissionSetFacts:
+    id: str
+    name: str
+    policy_text: str
+    allowed_cidrs: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentFacts:
+    id: str
+    permission_set_id: str
+    principal_type: str  # "user" | "group"
+    principal_name: str
+    target_type: str  # "account" | "ou"
+    target_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GuardrailFacts:
+    id: str
+    name: str
+    policy_text: str
+    ou_id: str
+
+
+@dataclass(frozen=True)
+class AccessFacts:
+    """Everything a decision depends on, as read at one policy epoch."""
+
+    epoch: int
+    org: OrgSnapshot
+    user_groups: dict[str, tuple[str, ...]]  # user name -> group names
+    groups: tuple[str, ...]
+    permission_sets: dict[str, PermissionSetFacts]
+    assignments: tuple[AssignmentFacts, ...]
+    guardrails: tuple[GuardrailFacts, ...]
+    allowed_cidrs: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySource:
+    """Where a policy of the compiled set came from, for explanations and the audit trail."""
+
+    kind: str  # "system" | "network" | "permission-set" | "guardrail"
+    name: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRef:
+    """The resource of a request: a Cedar entity and its stored container."""
+
+    type: str
+    id: str
+    parent_type: str | None = None
+    parent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    policy_ids: tuple[str, ...]
+    errors: tuple[str, ...] = ()
+
+
+def uid(entity_type: str, entity_id: str) -> dict[str, str]:
+    return {"type": f"{NAMESPACE}::{entity_type}", "id": entity_id}
+
+
+def ip_value(address: str) -> dict[str, Any]:
+    return {"__extn": {"fn": "ip", "arg": address}}
+
+
+@dataclass
+class CompiledPolicies:
+    """Pre-parsed Cedar handles for one epoch, plus what each policy id means."""
+
+    facts: AccessFacts
+    policy_set: cedarpy.PolicySet
+    entities: cedarpy.Entities
+    known: frozenset[tuple[str, str]]
+    sources: dict[str, PolicySource] = field(default_factory=dict)
+
+    @property
+    def epoch(self) -> int:
+        return self.facts.epoch
+
+    def decide(
+        self, *, principal: str, action: Action, resource: ResourceRef, context: dict[str, Any]
+    ) -> Decision:
+        entities = self.entities
+        if (resource.type, resource.id) not in self.known:
+            entities = entities.with_added_json_str(json.dumps([_resource_entity(resource)]))
+        request = {
+            "principal": uid("User", principal),
+            "action": uid("Action", action.value),
+            "resource": uid(resource.type, resource.id),
+            "context": context,
+        }
+        result = cedarpy.is_authorized(request, self.policy_set, entities)
+        errors = tuple(str(e) for e in result.diagnostics.errors)
+        reasons = tuple(result.diagnostics.reasons)
+        if errors:
+            # A forbid that errors is skipped by Cedar; for a guardrail that would fail open.
+            logger.warning(
+                "authorisation error for %s on %s: %s", action.value, resource.id, errors
+            )
+            return Decision(allowed=False, policy_ids=reasons, errors=errors)
+        return Decision(allowed=result.allowed, policy_ids=reasons)
+
+    def explain(self, policy_id: str) -> PolicySource:
+        return self.sources.get(policy_id, PolicySource("unknown", policy_id))
+
+
+def _resource_entity(resource: ResourceRef) -> dict[str, Any]:
+    parents = (
+        [uid(resource.parent_type, resource.parent_id)]
+        if resource.parent_type and resource.parent_id
+        else []
+    )
+    return {"uid": uid(resource.type, resource.id), "attrs": {}, "parents": parents}
+
+
+def _entities(facts: AccessFacts) -> list[dict[str, Any]]:
+    org = facts.org
+    root = uid("OU", org.root_ou_id)
+    entities: list[dict[str, Any]] = [
+        {
+            "uid": uid("Organization", org.organization_id),
+            "attrs": {"name": org.organization_name},
+            "parents": [root],
+        }
+    ]
+    for ou in org.ous.values():
+        entities.append(
+            {
+                "uid": uid("OU", ou.id),
+                "attrs": {"name": ou.name, "path": ou.path},
+                "parents": [uid("OU", ou.parent_id)] if ou.parent_id else [],
+            }
+        )
+    for account in org.accounts.values():
+        entities.append(
+            {
+                "uid": uid("Account", account.id),
+                "attrs": {"stage": account.stage, "status": account.status},
+                "parents": [uid("OU", account.ou_id)],
+            }
+        )
+    # Action groups are a schema notion; without the schema the entities must carry them.
+    for action in Action:
+        action_groups = [name for name, members in ACTION_GROUPS.items() if action in members]
+        entities.append(
+            {
+                "uid": uid("Action", action.value),
+                "attrs": {},
+                "parents": [uid("Action", g) for g in action_groups],
+            }
+        )
+    entities += [{"uid": uid("Action", g), "attrs": {}, "parents": []} for g in ACTION_GROUPS]
+    for group in facts.groups:
+        entities.append({"uid": uid("Group", group), "attrs": {"name": group}, "parents": [root]})
+    for user, groups in facts.user_groups.items():
+        entities.append(
+            {
+                "uid": uid("User", user),
+                "attrs": {"name": user},
+                "parents": [root, *(uid("Group", g) for g in groups)],
+            }
+        )
+    return entities
+
+
+def _cidr_condition(cidrs: tuple[str, ...]) -> str:
+    ranges = " || ".join(f'context.source_ip.isInRange(ip("{c}"))' for c in cidrs)
+    return ranges or "false"
+
+
+def compile_policies(facts: AccessFacts) -> CompiledPolicies:
+    """Build the Cedar handles for ``facts`` (stored text was validated when written)."""
+    static: dict[str, Any] = {}
+    templates: dict[str, Any] = {}
+    links: list[dict[str, Any]] = []
+    sources: dict[str, PolicySource] = {}
+    for policy_id, text in SYSTEM_POLICIES.items():
+        parsed = json.loads(cedarpy.policies_to_json_str(text))
+        static[policy_id] = parsed["staticPolicies"]["policy0"]
+        sources[policy_id] = PolicySource("system", policy_id)
+    if facts.allowed_cidrs is not None:
+        guard = json.loads(
+            cedarpy.policies_to_json_str(
+                "forbid(principal, action, resource) unless "
+                f"{{ {_cidr_condition(facts.allowed_cidrs)} }};"
+            )
+        )
+        static["network.organization"] = guard["staticPolicies"]["policy0"]
+        sources["network.organization"] = PolicySource(
+            "network", "organization allow-list", ", ".join(facts.allowed_cidrs)
+        )
+
+    set_templates: dict[str, list[str]] = {}
+    for ps in facts.permission_sets.values():
+        ids = []
+        for index, template in enumerate(permission_set_templates(ps.policy_text)):
+            if ps.allowed_cidrs is not None:
+                template["conditions"].append(condition_of(_cidr_condition(ps.allowed_cidrs)))
+            template_id = f"ps.{ps.id}.{index}"
+            templates[template_id] = template
+            ids.append(template_id)
+        set_templates[ps.id] = ids
+    for assignment in facts.assignments:
+        ps = facts.permission_sets[assignment.permission_set_id]
+        principal_type = "User" if assignment.principal_type == "user" else "Group"
+        target_type = "Account" if assignment.target_type == "account" else "OU"
+        target_name = (
+            assignment.target_id
+            if target_type == "Account"
+            else (facts.org.ous[assignment.target_id].path or "(root)")
+        )
+        for index, template_id in enumerate(set_templates[ps.id]):
+            link_id = f"as.{assignment.id}.{index}"
+            links.append(
+                {
+                    "templateId": template_id,
+                    "newId": link_id,
+                    "values": {
+                        "?principal": uid(principal_type, assignment.principal_name),
+                        "?resource": uid(target_type, assignment.target_id),
+                    },
+                }
+            )
+            sources[link_id] = PolicySource(
+                "permission-set",
+                ps.name,
+                f"assigned to {assignment.principal_type} {assignment.principal_name} "
+                f"on {assignment.target_type} {target_name}",
+            )
+    for guardrail in facts.guardrails:
+        ou_path = facts.org.ous[guardrail.ou_id].path or "(root)"
+        for index, template in enumerate(guardrail_templates(guardrail.policy_text)):
+            template_id = f"gr.{guardrail.id}.{index}"
+            templates[template_id] = template
+            link_id = f"gl.{guardrail.id}.{index}"
+            links.append(
+                {
+                    "templateId": template_id,
+                    "newId": link_id,
+                    "values": {"?resource": uid("OU", guardrail.ou_id)},
+                }
+            )
+            sources[link_id] = PolicySource("guardrail", guardrail.name, f"on OU {ou_path}")
+
+    document = {"staticPolicies": static, "templates": templates, "templateLinks": links}
+    policy_set = cedarpy.PolicySet.from_json_str(json.dumps(document))
+    entity_list = _entities(facts)
+    entities = cedarpy.Entities.from_json_str(json.dumps(entity_list))
+    known = frozenset(
+        (e["uid"]["type"].removeprefix(f"{NAMESPACE}::"), e["uid"]["id"]) for e in entity_list
+    )
+    return CompiledPolicies(facts, policy_set, entities, known, sources)

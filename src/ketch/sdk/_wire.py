@@ -1,0 +1,46 @@
+"""Building request bodies in the SDK without leaking pydantic's errors.
+
+The SDK validates bodies before sending them. A rule broken on the client side must
+raise the same :class:`~ketch.core.errors.InvalidInput` the server would have raised,
+with the same ``field: problem`` message, so callers (and the CLI) handle one error tree.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from ketch.core.errors import InvalidInput
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+EnumT = TypeVar("EnumT", bound=StrEnum)
+
+
+def build(model: type[ModelT], **fields: Any) -> ModelT:
+    """``model(**fields)``, raising :class:`InvalidInput` instead of a pydantic error."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        problems = [
+            {
+                "field": ".".join(str(part) for part in error["loc"]) or "body",
+                "problem": str(error["msg"]).removeprefix("Value error, "),
+            }
+            for error in exc.errors()
+        ]
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InvalidInput(
+            f"{first['field']}: {first['problem']}{more}", details={"errors": problems}
+        ) from None
+
+
+def choice(kind: type[EnumT], value: EnumT | str, *, field: str) -> EnumT:
+    """``kind(value)``, raising :class:`InvalidInput` that lists the allowed values."""
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise InvalidInput(f"{field}: {value!r} is not one of {allowed}") from None

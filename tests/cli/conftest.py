@@ -1,0 +1,38 @@
+"""CLI tests: an empty KETCH_HOME, no KETCH_URL/KETCH_TOKEN, and a runner on the SDK client.
+
+Commands get the real SDK client (signed in as the admin, on the in-process app) through
+the Typer context object, exactly as ``ketch.cli._client.get_client`` expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from ketch import Client
+from ketch.cli.main import app
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture(autouse=True)
+def ketch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh KETCH_HOME, so no test reads or writes the real ``~/.ketch``."""
+    home = tmp_path / "client-home"
+    monkeypatch.setenv("KETCH_HOME", str(home))
+    monkeypatch.delenv("KETCH_URL", raising=False)
+    monkeypatch.delenv("KETCH_TOKEN", raising=False)
+    return home
+
+
+@pytest.fixture
+def run(client: Client) -> Run:
+    """``run("accounts", "ls", input=None)``: ``ketch accounts ls`` with the admin client."""
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(app, list(args), obj=lambda: client, input=input)
+
+    return invoke

@@ -1,0 +1,258 @@
+"""The multi-team organisation of the acceptance criteria, decided cell by cell.
+
+OUs ``platform``, ``teams/fraud/{dev,prod}``, ``teams/churn/dev``; accounts ``fraud-dev``,
+``fraud-prod``, ``churn-dev``. alice is DataScientist in fraud-dev and ReadOnly in
+fraud-prod; bob is DataScientist in churn-dev through the ``churn-ds`` group; carol is
+MLEngineer on the ``teams/fraud`` OU and in the ``release`` group; admin is OrgAdmin on
+the root. The guardrail on ``teams/fraud/prod`` lets only ``release`` delete endpoints
+there, overriding admin's OrgAdmin allow. Runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ketch import iam, org
+from ketch.iam import Action, Authorizer, Caller, RequestFacts, ResourceRef
+from ketch.schemas.org import AccountCreate, Stage
+from ketch.store.session import UnitOfWorkFactory
+
+DESCRIBE, TRAIN, DEPLOY, DELETE, APPROVE = (
+    Action.DESCRIBE_ACCOUNT,
+    Action.CREATE_TRAINING_JOB,
+    Action.CREATE_ENDPOINT,
+    Action.DELETE_ENDPOINT,
+    Action.APPROVE_MODEL_VERSION,
+)
+ACTIONS = (DESCRIBE, TRAIN, DEPLOY, DELETE, APPROVE)
+ACCOUNTS = ("fraud-dev", "fraud-prod", "churn-dev")
+PASSWORD = "Correct-Horse-9-battery"
+
+# principal -> account -> the actions allowed there (every other cell is a deny)
+EXPECTED: dict[str, dict[str, set[Action]]] = {
+    "admin": {
+        "fraud-dev": set(ACTIONS),
+        "fraud-prod": set(ACTIONS) - {DELETE},  # the guardrail beats OrgAdmin
+        "churn-dev": set(ACTIONS),
+    },
+    "alice": {
+        "fraud-dev": {DESCRIBE, TRAIN, DEPLOY, DELETE},
+        "fraud-prod": {DESCRIBE},
+        "churn-dev": set(),
+    },
+    "bob": {
+        "fraud-dev": set(),
+        "fraud-prod": set(),
+        "churn-dev": {DESCRIBE, TRAIN, DEPLOY, DELETE},
+    },
+    "carol": {
+        "fraud-dev": {DESCRIBE, DEPLOY, DELETE, APPROVE},
+        "fraud-prod": {DESCRIBE, DEPLOY, DELETE, APPROVE},
+        "churn-dev": set(),
+    },
+}
+
+RESOURCE_TYPE = {
+    DESCRIBE: "Account",
+    TRAIN: "TrainingJob",
+    DEPLOY: "Endpoint",
+    DELETE: "Endpoint",
+    APPROVE: "ModelVersion",
+}
+
+
+def build_organization(uow: UnitOfWorkFactory) -> None:
+    with uow(write=True) as w:
+        org.create_ou(w, name="platform", parent="", create_missing_parents=False)
+        for path in ("teams/fraud/dev", "teams/fraud/prod", "teams/churn/dev"):
+            org.create_ou(
+                w,
+                name=path.rsplit("/", 1)[1],
+                parent=path.rsplit("/", 1)[0],
+                create_missing_parents=True,
+            )
+        for account, path, stage in (
+            ("fraud-dev", "teams/fraud/dev", Stage.DEV),
+            ("fraud-prod", "teams/fraud/prod", Stage.PROD),
+            ("churn-dev", "teams/churn/dev", Stage.DEV),
+        ):
+            org.create_account(w, AccountCreate(id=account, stage=stage, ou=path))
+        for user in ("alice", "bob", "carol"):
+            iam.create_user(w, name=user, password=PASSWORD)
+        for group in ("churn-ds", "release"):
+            iam.create_group(w, name=group)
+        iam.add_group_member(w, "churn-ds", "bob")
+        iam.add_group_member(w, "release", "carol")
+        for permission_set, kind, principal, target_type, target in (
+            ("DataScientist", "user", "alice", "account", "fraud-dev"),
+            ("ReadOnly", "user", "alice", "account", "fraud-prod"),
+            ("DataScientist", "group", "churn-ds", "account", "churn-dev"),
+            ("MLEngineer", "user", "carol", "ou", "teams/fraud"),
+        ):
+            iam.create_assignment(
+                w,
+                permission_set=permission_set,
+                principal_type=kind,
+                principal=principal,
+                target_type=target_type,
+                target=target,
+                created_by="admin",
+            )
+        iam.create_guardrail(
+            w,
+            name="prod-endpoint-deletes-by-release-only",
+            ou="teams/fraud/prod",
+            policy_text=iam.EXAMPLE_GUARDRAILS["prod-endpoint-deletes-by-release-only"],
+        )
+
+
+def decide(
+    uow: UnitOfWorkFactory, authorizer: Authorizer, user: str, action: Action, account: str
+) -> bool:
+    resource_type = RESOURCE_TYPE[action]
+    resource = (
+        ResourceRef("Account", account)
+        if resource_type == "Account"
+        else ResourceRef(resource_type, f"krn:ketch:{account}:x/1", "Account", account)
+    )
+    with uow() as r:
+        caller = Caller(user_id=iam.user_id_of(r, user), name=user)
+        return authorizer.check(
+            r, caller, action, resource, account=account, facts=RequestFacts()
+        ).allowed
+
+
+@pytest.fixture
+def organization(uow: UnitOfWorkFactory) -> UnitOfWorkFactory:
+    build_organization(uow)
+    return uow
+
+
+def test_every_cell_of_the_multi_team_organization(organization: UnitOfWorkFactory) -> None:
+    authorizer = Authorizer()
+    wrong = [
+        (user, action.value, account, allowed)
+        for user, by_account in EXPECTED.items()
+        for account in ACCOUNTS
+        for action in ACTIONS
+        if (allowed := decide(organization, authorizer, user, action, account))
+        != (action in by_account[account])
+    ]
+    assert wrong == []
+
+
+def test_a_change_holds_from_the_very_next_decision(organization: UnitOfWorkFactory) -> None:
+    authorizer = Authorizer()
+    assert not decide(organization, authorizer, "bob", TRAIN, "fraud-dev")
+    with organization(write=True) as w:
+        iam.add_group_member(w, "churn-ds", "bob")  # already a member: no change
+        iam.create_assignment(
+            w,
+            permission_set="DataScientist",
+            principal_type="group",
+            principal="churn-ds",
+            target_type="account",
+            target="fraud-dev",
+            created_by="admin",
+        )
+    assert decide(organization, authorizer, "bob", TRAIN, "fraud-dev")
+    with organization(write=True) as w:
+        iam.remove_group_member(w, "churn-ds", "bob")
+        iam.bump_policy_epoch(w)
+    assert not decide(organization, authorizer, "bob", TRAIN, "fraud-dev")
+
+
+def test_sandbox_guardrail_limits_instance_size(organization: UnitOfWorkFactory) -> None:
+    with organization(write=True) as w:
+        org.create_account(w, AccountCreate(id="sandbox-1", stage=Stage.SANDBOX, ou="platform"))
+        iam.create_guardrail(
+            w,
+            name="sandbox-instance-size-limit",
+            ou="",
+            policy_text=iam.EXAMPLE_GUARDRAILS["sandbox-instance-size-limit"],
+        )
+    authorizer = Authorizer()
+    job = ResourceRef("TrainingJob", "krn:ketch:sandbox-1:training-job/x", "Account", "sandbox-1")
+    with organization() as r:
+        admin = Caller(user_id=iam.user_id_of(r, "admin"), name="admin")
+
+        def allowed(instance_type: str, account: str = "sandbox-1") -> bool:
+            target = ResourceRef(
+                "TrainingJob", f"krn:ketch:{account}:training-job/x", "Account", account
+            )
+            return authorizer.check(
+                r,
+                admin,
+                TRAIN,
+                target if account != "sandbox-1" else job,
+                account=account,
+                facts=RequestFacts(instance_type=instance_type),
+            ).allowed
+
+        assert allowed("cpu.large")
+        assert not allowed("cpu.xlarge")
+        assert not allowed("some.unknown-type")  # unknown sizes count as the largest
+        assert allowed("cpu.xlarge", account="fraud-dev")  # not a sandbox
+
+
+def test_token_limits_and_self_escalation(organization: UnitOfWorkFactory) -> None:
+    authorizer = Authorizer()
+    with organization() as r:
+        alice_id = iam.user_id_of(r, "alice")
+        read_only = Caller(user_id=alice_id, name="alice", token_read_only=True)
+        assert authorizer.check(
+            r,
+            read_only,
+            DESCRIBE,
+            ResourceRef("Account", "fraud-dev"),
+            account="fraud-dev",
+            facts=RequestFacts(),
+        ).allowed
+        job = ResourceRef(
+            "TrainingJob", "krn:ketch:fraud-dev:training-job/x", "Account", "fraud-dev"
+        )
+        assert not authorizer.check(
+            r, read_only, TRAIN, job, account="fraud-dev", facts=RequestFacts()
+        ).allowed
+        limited = Caller(user_id=alice_id, name="alice", token_accounts=("fraud-prod",))
+        assert not authorizer.check(
+            r, limited, TRAIN, job, account="fraud-dev", facts=RequestFacts()
+        ).allowed
+        admin = Caller(user_id=iam.user_id_of(r, "admin"), name="admin")
+        group = ResourceRef("Group", "release")
+        assert authorizer.check(
+            r, admin, Action.ADD_GROUP_MEMBER, group, account=None, facts=RequestFacts()
+        ).allowed
+        decision = authorizer.check(
+            r,
+            admin,
+            Action.ADD_GROUP_MEMBER,
+            group,
+            account=None,
+            facts=RequestFacts(subject_is_caller=True),
+        )
+        assert not decision.allowed
+        assert "system.no-self-escalation" in decision.policy_ids
+
+
+def test_network_allow_list(organization: UnitOfWorkFactory) -> None:
+    with organization(write=True) as w:
+        iam.set_network_policy(w, ["10.8.0.0/16"])
+    authorizer = Authorizer()
+    with organization() as r:
+        admin = Caller(user_id=iam.user_id_of(r, "admin"), name="admin")
+        account = ResourceRef("Account", "fraud-dev")
+
+        def from_address(address: str) -> bool:
+            return authorizer.check(
+                r,
+                admin,
+                DESCRIBE,
+                account,
+                account="fraud-dev",
+                facts=RequestFacts(source_ip=address),
+            ).allowed
+
+        assert from_address("10.8.3.4")
+        assert not from_address("127.0.0.1")
+        assert not from_address("not-an-address")

@@ -1,0 +1,221 @@
+"""Single sign-on end to end against a real OpenID Connect provider on loopback.
+
+The provider is the npm package ``oidc-provider`` (tests/support/oidc), started once for
+the module; ``OidcProvider.browser_login`` plays the browser. Without Node.js these tests
+fail in CI (or with ``KETCH_TEST_OIDC=required``) and are skipped elsewhere; run
+``scripts/ensure_oidc_provider.sh`` to install what they need.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from pydantic import SecretStr
+
+from ketch.core.errors import Conflict, Unauthenticated
+from ketch.iam import add_group_member, create_group, create_user, get_group, get_user
+from ketch.sso import (
+    IdentityClaims,
+    OidcProviderConfig,
+    PendingLogin,
+    PendingLogins,
+    finish_login,
+    provision,
+    start_login,
+)
+from ketch.store.session import UnitOfWorkFactory
+from support.oidc_provider import OidcProvider
+
+REDIRECT_URI = "http://127.0.0.1:9/api/v1/sso/callback"
+MAPPING = {"ml-engineers": "ml-team", "admins": "platform-admins"}
+ALICE_GROUPS = ["ml-engineers", "admins"]
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[OidcProvider]:
+    if not OidcProvider.available():
+        message = "Node.js or oidc-provider is missing (run scripts/ensure_oidc_provider.sh)"
+        if os.environ.get("KETCH_TEST_OIDC") == "required" or os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with OidcProvider(redirect_uris=[REDIRECT_URI]) as provider:
+        yield provider
+
+
+@pytest.fixture
+def config(idp: OidcProvider) -> OidcProviderConfig:
+    return OidcProviderConfig(
+        issuer=idp.issuer,
+        client_id=idp.client_id,
+        client_secret=idp.client_secret,
+        group_mapping=MAPPING,
+    )
+
+
+@pytest.fixture
+def logins() -> PendingLogins:
+    return PendingLogins()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _browser_login(
+    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins, account: str
+) -> tuple[PendingLogin, dict[str, str]]:
+    start = start_login(config, REDIRECT_URI)
+    pending = logins.add(start, redirect_uri=REDIRECT_URI, expires_at=_now() + config.login_ttl)
+    return pending, idp.browser_login(start.authorization_url, account)
+
+
+def _sign_in(
+    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins, account: str
+) -> IdentityClaims:
+    _, params = _browser_login(idp, config, logins, account)
+    pending = logins.take(params["state"], now=_now())
+    return finish_login(config, pending, params, now=_now())
+
+
+def test_the_authorization_url_uses_pkce_s256(config: OidcProviderConfig) -> None:
+    start = start_login(config, REDIRECT_URI)
+    query = parse_qs(urlsplit(start.authorization_url).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["state"] == [start.state]
+    assert query["nonce"] == [start.nonce]
+    assert query["redirect_uri"] == [REDIRECT_URI]
+    assert "openid" in query["scope"][0].split()
+    assert start.code_verifier not in start.authorization_url
+    assert query["code_challenge"][0] != start.code_verifier
+
+
+def test_login_creates_the_user_just_in_time_with_mapped_groups(
+    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins, uow: UnitOfWorkFactory
+) -> None:
+    claims = _sign_in(idp, config, logins, "alice")
+    assert (claims.issuer, claims.subject, claims.username) == (idp.issuer, "alice", "alice")
+    assert claims.email == "alice@example.test"
+    assert sorted(claims.groups) == sorted(ALICE_GROUPS)
+
+    with uow(write=True) as u:
+        assert provision(u, config.issuer, claims, config.mapping) == "alice"
+    with uow() as u:
+        user = get_user(u, "alice")
+    assert user.source == "sso"
+    assert user.display_name == "Alice Liddell"
+    assert user.groups == ["ml-team", "platform-admins"]
+    assert len(logins) == 0
+
+
+def test_a_later_login_resyncs_sso_groups_and_keeps_local_ones(
+    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins, uow: UnitOfWorkFactory
+) -> None:
+    with uow(write=True) as u:
+        provision(u, config.issuer, _sign_in(idp, config, logins, "alice"), config.mapping)
+        create_group(u, name="reviewers")
+        add_group_member(u, "reviewers", "alice")
+
+    idp.set_account("alice", groups=["ml-engineers"], email="alice@new.example.test")
+    try:
+        claims = _sign_in(idp, config, logins, "alice")
+    finally:
+        idp.set_account("alice", groups=ALICE_GROUPS, email="alice@example.test")
+    with uow(write=True) as u:
+        assert provision(u, config.issuer, claims, config.mapping) == "alice"
+    with uow() as u:
+        user = get_user(u, "alice")
+        admins = get_group(u, "platform-admins")
+    assert user.groups == ["ml-team", "reviewers"]
+    assert user.email == "alice@new.example.test"
+    assert admins.members == []
+
+
+def test_unmapped_groups_are_dropped_or_kept_under_their_own_name(
+    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins, uow: UnitOfWorkFactory
+) -> None:
+    claims = _sign_in(idp, config, logins, "bob")
+    assert claims.groups == ["data-scientists"]
+    with uow(write=True) as u:
+        provision(u, config.issuer, claims, config.mapping)
+        assert get_user(u, "bob").groups == []
+    keep = config.model_copy(update={"unmapped_groups": "same-name"})
+    with uow(write=True) as u:
+        provision(u, keep.issuer, claims, keep.mapping)
+        assert get_user(u, "bob").groups == ["data-scientists"]
+
+
+def test_a_local_user_with_the_same_name_is_not_taken_over(
+    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins, uow: UnitOfWorkFactory
+) -> None:
+    with uow(write=True) as u:
+        create_user(u, name="carol", password="Cinnamon-Harbour-Lantern-82")
+    claims = _sign_in(idp, config, logins, "carol")
+    with pytest.raises(Conflict, match="not linked"), uow(write=True) as u:
+        provision(u, config.issuer, claims, config.mapping)
+    with uow() as u:
+        assert get_user(u, "carol").source == "local"
+
+
+def test_a_callback_with_the_wrong_state_is_rejected(
+    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins
+) -> None:
+    pending, params = _browser_login(idp, config, logins, "alice")
+    with pytest.raises(Unauthenticated, match="sign-in in progress"):
+        logins.take("not-" + params["state"], now=_now())
+    forged = {**params, "state": "forged"}
+    with pytest.raises(Unauthenticated, match="does not match"):
+        finish_login(config, pending, forged)
+    # The genuine callback still works once, and its state is then used up.
+    assert finish_login(config, logins.take(params["state"], now=_now()), params).subject == "alice"
+    with pytest.raises(Unauthenticated, match="already used"):
+        logins.take(params["state"], now=_now())
+
+
+def test_a_replayed_code_is_rejected(
+    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins
+) -> None:
+    pending, params = _browser_login(idp, config, logins, "alice")
+    finish_login(config, pending, params)
+    with pytest.raises(Unauthenticated, match="invalid_grant"):
+        finish_login(config, pending, params)
+
+
+def test_an_id_token_with_another_nonce_is_rejected(
+    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins
+) -> None:
+    pending, params = _browser_login(idp, config, logins, "alice")
+    with pytest.raises(Unauthenticated, match=r"ID token .* invalid"):
+        finish_login(config, replace(pending, nonce="another-nonce"), params)
+
+
+def test_a_wrong_code_verifier_is_rejected(
+    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins
+) -> None:
+    pending, params = _browser_login(idp, config, logins, "alice")
+    with pytest.raises(Unauthenticated, match="invalid_grant"):
+        finish_login(config, replace(pending, code_verifier="x" * 64), params)
+
+
+def test_a_wrong_client_secret_is_rejected(
+    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins
+) -> None:
+    pending, params = _browser_login(idp, config, logins, "alice")
+    wrong = config.model_copy(update={"client_secret": SecretStr("not-the-secret")})
+    with pytest.raises(Unauthenticated, match="invalid_client"):
+        finish_login(wrong, pending, params)
+
+
+def test_an_expired_login_is_rejected(
+    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins
+) -> None:
+    pending, params = _browser_login(idp, config, logins, "alice")
+    later = pending.expires_at + timedelta(seconds=1)
+    with pytest.raises(Unauthenticated, match="took too long"):
+        finish_login(config, pending, params, now=later)
+    with pytest.raises(Unauthenticated, match="expired"):
+        logins.take(params["state"], now=later)
