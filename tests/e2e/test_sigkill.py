@@ -48,6 +48,11 @@ def _run_burst_and_kill(server: LiveServer) -> list[str]:
     for thread in threads:
         thread.start()
     time.sleep(BURST_SECONDS)
+    # Each create recompiles policies on the next request; on a loaded machine wait
+    # (bounded) until enough creates were acknowledged to prove something.
+    deadline = time.monotonic() + 20
+    while len(acked) <= 10 and time.monotonic() < deadline:
+        time.sleep(0.1)
     server.kill()
     stop.set()
     for thread in threads:
