@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ketch import audit
 from ketch.audit.chain import record_hash
@@ -300,3 +300,30 @@ def test_an_unreadable_value_is_named(tmp_path: Path, sqlite_url: str) -> None:
         assert message.startswith("record 4: unreadable, changed to a value its column cannot")
     finally:
         context.close()
+
+
+def test_a_flood_of_findings_is_cut_with_a_count(ctx: Context) -> None:
+    with ctx.uow(write=True) as uow:
+        for n in range(2004):
+            audit.record_event(uow, entry(n))
+    write_digest(ctx)
+    tamper(ctx, "UPDATE audit_events SET principal = 'mallory' WHERE MOD(seq, 2) = 0")
+    report = verify(ctx)
+    assert len(report.findings) == 1001
+    assert report.findings[999].message == "record 2000: contents changed (hash mismatch)"
+    assert (report.findings[-1].kind, report.findings[-1].message) == ("truncated", "... 2 more")
+
+
+def test_verification_reads_one_snapshot(ctx: Context, digests: list[audit.Digest]) -> None:
+    """On PostgreSQL the check runs in repeatable read: appends during it stay invisible."""
+    with ctx.uow() as uow:
+        audit.verify_trail(
+            uow,
+            ctx.audit.signer.public_key,
+            now=ctx.clock.now(),
+            max_digest_age=ctx.audit.max_digest_age,
+            digest_dir=ctx.audit.digest_dir,
+        )
+        record(ctx, 1, start=99)  # another transaction commits meanwhile
+        count = uow.session.scalar(select(func.count()).select_from(AuditEventRow))
+    assert count == 25

@@ -35,8 +35,7 @@ class _Damaged:
     seq: int
     hash: str
     prev_hash: str
-    content_ok: bool
-    link_ok: bool | None  # None: the record before it is missing, so no link to check
+    content_ok: bool  # False: the hash fails; True: only the link to the record before does
     fields: Mapping[str, Any] | None  # None beyond MAX_KEPT
 
 
@@ -102,7 +101,7 @@ def scan_chain(uow: UnitOfWork, wanted: Iterable[int]) -> ChainScan:
         content_ok = record_hash(item) == item["hash"]
         if not content_ok or link_ok is False:
             keep = item if len(damaged) < MAX_KEPT else None
-            damaged[seq] = _Damaged(seq, item["hash"], item["prev_hash"], content_ok, link_ok, keep)
+            damaged[seq] = _Damaged(seq, item["hash"], item["prev_hash"], content_ok, keep)
         if seq in wanted_seqs:
             scan.hash_at[seq] = item["hash"]
         scan.newest_hash = previous_hash = item["hash"]
@@ -180,6 +179,8 @@ def _original_seqs(damaged: dict[int, _Damaged], seq_of: dict[str, int]) -> dict
     """The sequence number each damaged record was written with, where it can be proven."""
     resolved: dict[int, int | None] = {}
     for start in damaged:
+        if start in resolved:
+            continue
         stack = [start]
         while stack:
             seq = stack[-1]
