@@ -17,7 +17,6 @@ from ketch.core.ids import new_id
 from ketch.core.krn import krn, validate_name
 from ketch.iam.builtin import BUILTIN_SETS
 from ketch.iam.engine import AccessFacts, AssignmentFacts, GuardrailFacts, PermissionSetFacts
-from ketch.iam.identity import _flush_or_conflict
 from ketch.iam.policy_text import guardrail_templates, permission_set_templates
 from ketch.iam.tables import (
     AssignmentRow,
@@ -140,7 +139,7 @@ def create_permission_set(
         updated_at=now,
     )
     uow.session.add(row)
-    _flush_or_conflict(uow, f"permission set '{name}' already exists")
+    uow.flush_or_conflict(f"permission set '{name}' already exists")
     bump_policy_epoch(uow)
     return _set_to_schema(row)
 
@@ -271,7 +270,7 @@ def create_assignment(
         created_by=created_by,
     )
     uow.session.add(row)
-    _flush_or_conflict(uow, "this assignment already exists")
+    uow.flush_or_conflict("this assignment already exists")
     bump_policy_epoch(uow)
     logger.info(
         "assigned %s to %s %s on %s %s",
@@ -355,7 +354,7 @@ def create_guardrail(
         updated_at=now,
     )
     uow.session.add(row)
-    _flush_or_conflict(uow, f"guardrail '{name}' already exists")
+    uow.flush_or_conflict(f"guardrail '{name}' already exists")
     bump_policy_epoch(uow)
     return _guardrail_to_schema(uow, row)
 

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 
-from ketch.core.errors import Conflict, InvalidInput, NotFound, Throttled, Unauthenticated
+from ketch.core.errors import InvalidInput, NotFound, Throttled, Unauthenticated
 from ketch.core.ids import new_id
 from ketch.core.krn import krn, validate_name
 from ketch.iam.passwords import check_password_strength, hash_password, verify_password
@@ -123,7 +122,7 @@ def create_user(
         updated_at=now,
     )
     uow.session.add(row)
-    _flush_or_conflict(uow, f"user '{name}' already exists")
+    uow.flush_or_conflict(f"user '{name}' already exists")
     logger.info("user %s created", name)
     return _user_to_schema(uow, row)
 
@@ -216,7 +215,7 @@ def create_group(uow: UnitOfWork, *, name: str, description: str = "") -> Group:
     now = uow.clock.now()
     row = GroupRow(id=new_id(), name=name, description=description, created_at=now, updated_at=now)
     uow.session.add(row)
-    _flush_or_conflict(uow, f"group '{name}' already exists")
+    uow.flush_or_conflict(f"group '{name}' already exists")
     return _group_to_schema(uow, row)
 
 
@@ -467,10 +466,3 @@ def verify_login(uow: UnitOfWork, *, username: str, password: str) -> str | None
 def login_failed() -> Unauthenticated:
     return Unauthenticated(_BAD_CREDENTIALS)
 
-
-def _flush_or_conflict(uow: UnitOfWork, message: str) -> None:
-    try:
-        with uow.session.begin_nested():
-            uow.session.flush()
-    except IntegrityError as exc:
-        raise Conflict(message) from exc

@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from ketch.core.errors import Conflict
 from ketch.core.ids import new_id
@@ -75,10 +74,7 @@ def remember(
             created_at=uow.clock.now(),
         )
     )
-    try:
-        uow.session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            f"client_token '{token}' was already used for a {operation} request; "
-            "retry to get its result, or use a new token for a different request"
-        ) from exc
+    uow.flush_or_conflict(
+        f"client_token '{token}' was already used for a {operation} request; "
+        "retry to get its result, or use a new token for a different request"
+    )

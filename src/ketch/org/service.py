@@ -10,7 +10,6 @@ import logging
 import unicodedata
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from ketch.core.errors import Conflict, InvalidInput, NotFound
 from ketch.core.ids import new_id
@@ -63,10 +62,7 @@ def bootstrap_organization(uow: UnitOfWork, *, name: str) -> Organization:
     org = OrganizationRow(id=new_id(), slot=1, name=name, created_at=now, updated_at=now)
     root = OURow(id=new_id(), name=ROOT_PATH_NAME, parent_id=None, created_at=now, updated_at=now)
     uow.session.add_all([org, root])
-    try:
-        uow.session.flush()
-    except IntegrityError as exc:
-        raise Conflict("the organisation already exists") from exc
+    uow.flush_or_conflict("the organisation already exists")
     logger.info("organisation %s bootstrapped", name)
     return _organization_to_schema(org, root)
 
@@ -151,7 +147,7 @@ def create_ou(
     row = OURow(id=new_id(), name=name, parent_id=parent_row.id, created_at=now, updated_at=now)
     uow.session.add(row)
     tree.add(row)
-    _flush_or_conflict(uow, f"OU '{tree.path_of(row.id)}' already exists")
+    uow.flush_or_conflict(f"OU '{tree.path_of(row.id)}' already exists")
     logger.info("OU %s created", tree.path_of(row.id))
     return _ou_to_schema(row, tree)
 
@@ -213,7 +209,7 @@ def update_ou(
     row.parent_id = new_parent.id
     row.updated_at = uow.clock.now()
     tree.reparent(row)
-    _flush_or_conflict(uow, f"OU '{tree.path_of(row.id)}' already exists")
+    uow.flush_or_conflict(f"OU '{tree.path_of(row.id)}' already exists")
     logger.info("OU %s updated", tree.path_of(row.id))
     return _ou_to_schema(row, tree)
 
@@ -302,7 +298,7 @@ def create_account(uow: UnitOfWork, data: AccountCreate) -> Account:
         updated_at=now,
     )
     uow.session.add(row)
-    _flush_or_conflict(uow, f"account '{account_id}' already exists")
+    uow.flush_or_conflict(f"account '{account_id}' already exists")
     logger.info("account %s created in OU %s", account_id, tree.path_of(ou.id))
     return _account_to_schema(row, tree)
 
@@ -377,10 +373,3 @@ def close_account(uow: UnitOfWork, account_id: str) -> Account:
         logger.info("account %s closed", account_id)
     return _account_to_schema(row, _load_tree(uow))
 
-
-def _flush_or_conflict(uow: UnitOfWork, message: str) -> None:
-    """Flush; a unique-constraint race (another writer got there first) becomes a Conflict."""
-    try:
-        uow.session.flush()
-    except IntegrityError as exc:
-        raise Conflict(message) from exc

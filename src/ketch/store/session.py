@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ketch.core.clock import Clock
+from ketch.core.errors import Conflict
 from ketch.store.engine import WRITE_OPTION
 
 
@@ -22,6 +24,19 @@ class UnitOfWork:
     def __init__(self, session: Session, clock: Clock) -> None:
         self.session = session
         self.clock = clock
+
+    def flush_or_conflict(self, message: str) -> None:
+        """Flush; a unique-constraint violation (a duplicate, or another writer that got
+        there first) becomes :class:`Conflict` with ``message``.
+
+        The flush runs in a savepoint, so the transaction stays usable after the conflict
+        on PostgreSQL too.
+        """
+        try:
+            with self.session.begin_nested():
+                self.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(message) from exc
 
 
 class UnitOfWorkFactory:
