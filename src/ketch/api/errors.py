@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ketch.core.errors import ErrorCode, KetchError
+from ketch.schemas.common import describe_problems
 
 STATUS_OF: dict[ErrorCode, int] = {
     ErrorCode.VALIDATION_ERROR: 400,
@@ -67,19 +68,6 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
-    problems: list[dict[str, Any]] = []
-    for error in exc.errors():
-        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-        problem = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        problems.append({"field": location or "body", "problem": problem})
-    if not problems:
-        return "invalid request", problems
-    first = problems[0]
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return f"{first['field']}: {first['problem']}{more}", problems
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Route every exception type to the envelope."""
 
@@ -89,7 +77,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        message, problems = _describe_validation(exc)
+        message, problems = describe_problems(exc.errors())
         return envelope(
             ErrorCode.VALIDATION_ERROR, message, _request_id(request), {"errors": problems}
         )

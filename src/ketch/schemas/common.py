@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from ketch.core.errors import InvalidInput
 
@@ -27,15 +28,41 @@ ClientToken = Annotated[
 
 
 def checked_by(rule: Callable[[str], str]) -> Callable[[str], str]:
-    """Adapt a ``core`` validation rule (raising InvalidInput) to a pydantic validator."""
+    """Adapt a ``core`` validation rule (raising InvalidInput) to a pydantic validator.
+
+    The rule's message becomes the validation message verbatim (a plain ``ValueError``
+    would get pydantic's "Value error, " prefix).
+    """
 
     def validator(value: str) -> str:
         try:
             return rule(value)
         except InvalidInput as exc:
-            raise ValueError(exc.message) from exc
+            raise PydanticCustomError("ketch_rule", "{message}", {"message": exc.message}) from exc
 
     return validator
+
+
+def describe_problems(errors: Iterable[Mapping[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """pydantic validation errors as ketch reports them: one ``field: problem`` message
+    (naming how many more there are) and the full list for ``details``.
+
+    The server (for request bodies) and the SDK (before sending one) share it, so both
+    say the same thing about the same mistake.
+    """
+    problems = [
+        {
+            "field": ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+            or "body",
+            "problem": str(error.get("msg", "invalid")),
+        }
+        for error in errors
+    ]
+    if not problems:
+        return "invalid request", problems
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"{first['field']}: {first['problem']}{more}", problems
 
 
 class WireModel(BaseModel):

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ketch.core.errors import InvalidInput
+from ketch.schemas.common import describe_problems
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 EnumT = TypeVar("EnumT", bound=StrEnum)
@@ -23,18 +24,8 @@ def build(model: type[ModelT], **fields: Any) -> ModelT:
     try:
         return model(**fields)
     except ValidationError as exc:
-        problems = [
-            {
-                "field": ".".join(str(part) for part in error["loc"]) or "body",
-                "problem": str(error["msg"]).removeprefix("Value error, "),
-            }
-            for error in exc.errors()
-        ]
-        first = problems[0]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise InvalidInput(
-            f"{first['field']}: {first['problem']}{more}", details={"errors": problems}
-        ) from None
+        message, problems = describe_problems(exc.errors())
+        raise InvalidInput(message, details={"errors": problems}) from None
 
 
 def choice(kind: type[EnumT], value: EnumT | str, *, field: str) -> EnumT:
