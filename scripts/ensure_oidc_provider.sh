@@ -10,6 +10,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 provider_dir="$here/../tests/support/oidc"
+# shellcheck source=scripts/lib/apt.sh
+source "$here/lib/apt.sh"
 
 fail() {
     echo "ensure_oidc_provider: $*" >&2
@@ -24,24 +26,8 @@ installed() {
 }
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    command -v apt-get >/dev/null 2>&1 \
-        || fail "Node.js and npm are missing and apt-get is not available; install Node.js 20.19+ with npm"
-    if [[ "$(id -u)" -eq 0 ]]; then
-        as_root=()
-    elif command -v sudo >/dev/null 2>&1; then
-        as_root=(sudo -n)
-    else
-        fail "Node.js and npm are missing; run as root or install sudo, or run: apt-get install -y nodejs npm"
-    fi
-    echo "ensure_oidc_provider: installing the Debian 'nodejs' and 'npm' packages" >&2
-    apt_options=(-q -o DPkg::Lock::Timeout=300)
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_options[@]}" update \
-        || fail "apt-get update failed"
-    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_options[@]}" install -y \
-        --no-install-recommends \
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-        nodejs npm \
-        || fail "apt-get install nodejs npm failed"
+    apt_install ensure_oidc_provider nodejs npm \
+        || fail "Node.js and npm are missing; install Node.js 20.19+ with npm"
 fi
 
 node -e 'const [a, b] = process.versions.node.split(".").map(Number);

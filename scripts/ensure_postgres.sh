@@ -7,6 +7,8 @@
 # It never starts, stops or configures a system cluster: the package may start one on
 # install, which is left alone; the tests use their own.
 set -euo pipefail
+# shellcheck source=scripts/lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 have_postgres() {
     compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null
@@ -21,28 +23,8 @@ if have_postgres; then
     exit 0
 fi
 
-command -v apt-get >/dev/null 2>&1 \
-    || fail "PostgreSQL server binaries are missing and apt-get is not available; install PostgreSQL (server) 13 or newer so that /usr/lib/postgresql/<version>/bin/postgres exists"
-
-if [[ "$(id -u)" -eq 0 ]]; then
-    as_root=()
-elif command -v sudo >/dev/null 2>&1; then
-    # -n: never prompt (CI has no stdin); fail instead when a password would be needed.
-    as_root=(sudo -n)
-else
-    fail "PostgreSQL server binaries are missing; run as root or install sudo, or run: apt-get install -y postgresql"
-fi
-
-echo "ensure_postgres: installing the Debian 'postgresql' package" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt_options=(-q -o DPkg::Lock::Timeout=300)
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_options[@]}" update \
-    || fail "apt-get update failed"
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_options[@]}" install -y \
-    --no-install-recommends \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-    postgresql \
-    || fail "apt-get install postgresql failed"
+apt_install ensure_postgres postgresql \
+    || fail "PostgreSQL server binaries are missing; install PostgreSQL (server) 13 or newer so that /usr/lib/postgresql/<version>/bin/postgres exists"
 
 have_postgres \
     || fail "the postgresql package was installed, but no /usr/lib/postgresql/*/bin/postgres was found"

@@ -12,12 +12,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from pydantic import SecretStr
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from pydantic import SecretStr, ValidationError
 
-from ketch.core.errors import Conflict, Unauthenticated
+from ketch.core.errors import BackendUnavailable, Conflict, InvalidInput, Unauthenticated
 from ketch.iam import add_group_member, create_group, create_user, get_group, get_user
 from ketch.sso import (
     IdentityClaims,
@@ -28,6 +30,7 @@ from ketch.sso import (
     provision,
     start_login,
 )
+from ketch.sso.oidc import _verify_id_token
 from ketch.store.session import UnitOfWorkFactory
 from support.oidc_provider import OidcProvider
 
@@ -70,7 +73,7 @@ def _browser_login(
     idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins, account: str
 ) -> tuple[PendingLogin, dict[str, str]]:
     start = start_login(config, REDIRECT_URI)
-    pending = logins.add(start, redirect_uri=REDIRECT_URI, expires_at=_now() + config.login_ttl)
+    pending = logins.add(start, expires_at=_now() + config.login_ttl)
     return pending, idp.browser_login(start.authorization_url, account)
 
 
@@ -92,6 +95,8 @@ def test_the_authorization_url_uses_pkce_s256(config: OidcProviderConfig) -> Non
     assert "openid" in query["scope"][0].split()
     assert start.code_verifier not in start.authorization_url
     assert query["code_challenge"][0] != start.code_verifier
+    assert query["code_challenge"] == [create_s256_code_challenge(start.code_verifier)]
+    assert start.redirect_uri == REDIRECT_URI
 
 
 def test_login_creates_the_user_just_in_time_with_mapped_groups(
@@ -169,9 +174,10 @@ def test_a_callback_with_the_wrong_state_is_rejected(
         logins.take("not-" + params["state"], now=_now())
     forged = {**params, "state": "forged"}
     with pytest.raises(Unauthenticated, match="does not match"):
-        finish_login(config, pending, forged)
+        finish_login(config, pending, forged, now=_now())
     # The genuine callback still works once, and its state is then used up.
-    assert finish_login(config, logins.take(params["state"], now=_now()), params).subject == "alice"
+    genuine = logins.take(params["state"], now=_now())
+    assert finish_login(config, genuine, params, now=_now()).subject == "alice"
     with pytest.raises(Unauthenticated, match="already used"):
         logins.take(params["state"], now=_now())
 
@@ -180,34 +186,33 @@ def test_a_replayed_code_is_rejected(
     idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins
 ) -> None:
     pending, params = _browser_login(idp, config, logins, "alice")
-    finish_login(config, pending, params)
+    finish_login(config, pending, params, now=_now())
     with pytest.raises(Unauthenticated, match="invalid_grant"):
-        finish_login(config, pending, params)
+        finish_login(config, pending, params, now=_now())
 
 
-def test_an_id_token_with_another_nonce_is_rejected(
-    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins
+@pytest.mark.parametrize(
+    ("config_change", "pending_change", "error"),
+    [
+        pytest.param({}, {"nonce": "another-nonce"}, r"ID token .* invalid", id="nonce"),
+        pytest.param({}, {"code_verifier": "x" * 64}, "invalid_grant", id="code-verifier"),
+        pytest.param(
+            {"client_secret": SecretStr("not-the-secret")}, {}, "invalid_client", id="secret"
+        ),
+    ],
+)
+def test_a_login_with_a_wrong_secret_is_rejected(
+    idp: OidcProvider,
+    config: OidcProviderConfig,
+    logins: PendingLogins,
+    config_change: dict[str, Any],
+    pending_change: dict[str, Any],
+    error: str,
 ) -> None:
     pending, params = _browser_login(idp, config, logins, "alice")
-    with pytest.raises(Unauthenticated, match=r"ID token .* invalid"):
-        finish_login(config, replace(pending, nonce="another-nonce"), params)
-
-
-def test_a_wrong_code_verifier_is_rejected(
-    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins
-) -> None:
-    pending, params = _browser_login(idp, config, logins, "alice")
-    with pytest.raises(Unauthenticated, match="invalid_grant"):
-        finish_login(config, replace(pending, code_verifier="x" * 64), params)
-
-
-def test_a_wrong_client_secret_is_rejected(
-    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins
-) -> None:
-    pending, params = _browser_login(idp, config, logins, "alice")
-    wrong = config.model_copy(update={"client_secret": SecretStr("not-the-secret")})
-    with pytest.raises(Unauthenticated, match="invalid_client"):
-        finish_login(wrong, pending, params)
+    wrong_config = config.model_copy(update=config_change)
+    with pytest.raises(Unauthenticated, match=error):
+        finish_login(wrong_config, replace(pending, **pending_change), params, now=_now())
 
 
 def test_an_expired_login_is_rejected(
@@ -219,3 +224,42 @@ def test_an_expired_login_is_rejected(
         finish_login(config, pending, params, now=later)
     with pytest.raises(Unauthenticated, match="expired"):
         logins.take(params["state"], now=later)
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "http://idp.example",
+        "http://127.0.0.1.idp.example",
+        "http://localhost.idp.example",
+        "http://localhost@idp.example",
+        "https://idp.example/?tenant=a",
+        "ftp://idp.example",
+    ],
+)
+def test_the_issuer_must_be_https_except_on_loopback(issuer: str) -> None:
+    with pytest.raises(ValidationError, match="https URL"):
+        OidcProviderConfig(issuer=issuer, client_id="ketch", client_secret="s")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]"])
+def test_a_loopback_issuer_may_use_plain_http(host: str) -> None:
+    config = OidcProviderConfig(issuer=f"http://{host}:8080/", client_id="ketch", client_secret="s")
+    assert config.issuer == f"http://{host}:8080"
+
+
+def test_a_bad_group_mapping_is_refused_when_configured() -> None:
+    with pytest.raises(InvalidInput, match="ketch group name"):
+        OidcProviderConfig(
+            issuer="https://idp.example",
+            client_id="ketch",
+            client_secret="s",
+            group_mapping={"ml-engineers": "not a name!"},
+        )
+
+
+def test_an_id_token_algorithm_outside_the_allow_list_is_refused() -> None:
+    config = OidcProviderConfig(issuer="https://idp.example", client_id="ketch", client_secret="s")
+    metadata = {"id_token_signing_alg_values_supported": ["HS256", "none"]}
+    with pytest.raises(BackendUnavailable, match="signs ID tokens with none of"):
+        _verify_id_token(config, "a.b.c", {"keys": []}, metadata, nonce="n")

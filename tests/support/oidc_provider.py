@@ -22,20 +22,19 @@ Usage::
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
+
+from support.processes import ChildProcessHelper, spawn, stop_process, tail
 
 __all__ = ["PROVIDER_DIR", "OidcProvider", "OidcProviderStartError"]
 
@@ -49,7 +48,7 @@ class OidcProviderStartError(RuntimeError):
     """Node.js or the provider's npm packages are missing, or the provider did not start."""
 
 
-class OidcProvider:
+class OidcProvider(ChildProcessHelper):
     """One ``oidc-provider`` process: ``start()``, use ``issuer``, then ``stop()``."""
 
     def __init__(
@@ -95,11 +94,9 @@ class OidcProvider:
             raise RuntimeError("the provider is not started")
         return self._process.pid
 
-    def log(self) -> str:
-        """What the provider wrote to stderr so far."""
-        if self._log_path is None:
-            return "(no log)"
-        return self._log_path.read_text(errors="replace") or "(empty log)"
+    def log_tail(self) -> str:
+        """The last lines the provider wrote to stderr."""
+        return tail(self._log_path)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -123,16 +120,13 @@ class OidcProvider:
         os.close(fd)
         self._log_path = Path(log_name)
         atexit.register(self.stop)
-        with self._log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                [node, str(PROVIDER_DIR / "provider.mjs")],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                cwd=PROVIDER_DIR,
-                env=env,
-                start_new_session=True,
-            )
+        self._process = spawn(
+            [node, str(PROVIDER_DIR / "provider.mjs")],
+            log=self._log_path,
+            stdout=subprocess.PIPE,
+            cwd=PROVIDER_DIR,
+            env=env,
+        )
         try:
             self._issuer = self._read_ready_line()
         except BaseException:
@@ -150,41 +144,27 @@ class OidcProvider:
         if not line or not line[0].strip():
             raise OidcProviderStartError(
                 f"the OIDC provider did not start within {self.startup_timeout:.0f} s:\n"
-                f"{self.log()}"
+                f"{self.log_tail()}"
             )
-        ready: dict[str, Any] = json.loads(line[0])
-        return str(ready["issuer"])
+        try:
+            return str(json.loads(line[0])["issuer"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise OidcProviderStartError(
+                f"the OIDC provider printed {line[0]!r}, not its issuer:\n{self.log_tail()}"
+            ) from exc
 
     def stop(self) -> None:
         """Stop the provider (SIGTERM, then SIGKILL to its group). Safe to call twice."""
         atexit.unregister(self.stop)
         process, self._process = self._process, None
         self._issuer = None
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        if process is not None and process.stdout is not None:
-            process.stdout.close()
+        if process is not None:
+            stop_process(process, timeout=self.stop_timeout)
+            if process.stdout is not None:
+                process.stdout.close()
         if self._log_path is not None:
             self._log_path.unlink(missing_ok=True)
             self._log_path = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- test helpers ----------------------------------------------------------------
 

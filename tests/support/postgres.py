@@ -23,32 +23,44 @@ Usage::
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import pwd
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import psycopg
 from psycopg import sql
 
-__all__ = ["PostgresStartError", "ThrowawayPostgres"]
+from support.processes import (
+    LOOPBACK,
+    ChildProcessHelper,
+    free_port,
+    spawn,
+    stop_process,
+    tail,
+)
 
-LOOPBACK = "127.0.0.1"
+__all__ = ["PostgresStartError", "ThrowawayPostgres", "postgres_required"]
+
 PG_ROOT = Path("/usr/lib/postgresql")
 OS_ACCOUNT = "postgres"
 SUPERUSER = "postgres"
 
 _PORT_ATTEMPTS = 3
-_LOG_TAIL_LINES = 40
+
+
+def postgres_required() -> bool:
+    """Whether PostgreSQL tests must fail rather than skip when the cluster is missing.
+
+    True under the test command (``KETCH_TEST_POSTGRES=required``) and in CI.
+    """
+    return os.environ.get("KETCH_TEST_POSTGRES") == "required" or bool(os.environ.get("CI"))
 
 
 class PostgresStartError(RuntimeError):
@@ -65,21 +77,6 @@ def find_bin_dir() -> Path | None:
     return max(candidates)[1] if candidates else None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
-
-
 def _reachable_by_others(directory: Path) -> bool:
     """True if every folder from ``/`` down to ``directory`` can be traversed by anyone."""
     for folder in [directory.resolve(), *directory.resolve().parents]:
@@ -88,7 +85,7 @@ def _reachable_by_others(directory: Path) -> bool:
     return True
 
 
-class ThrowawayPostgres:
+class ThrowawayPostgres(ChildProcessHelper):
     """One private PostgreSQL cluster: ``start()``, use ``url()``, then ``stop()``.
 
     ``base_dir`` is the parent folder of the cluster's temporary directory (default: the
@@ -185,18 +182,20 @@ class ThrowawayPostgres:
         try:
             self._initdb(bin_dir)
             for attempt in range(_PORT_ATTEMPTS):
-                self._port = _free_port()
+                self._port = free_port()
                 self._process = self._spawn(bin_dir)
                 if self._wait_ready():
                     return self
                 # Another process may have taken the free port between our probe and
-                # the server's bind: retry on a new port, but fail on anything else.
+                # the server's bind: when the server exited for that, retry on a new
+                # port; fail on anything else (a server still running is stopped).
+                exited = self._process is None
                 log = self.log_path.read_text(errors="replace")
-                if attempt + 1 == _PORT_ATTEMPTS or "could not bind" not in log:
+                if not exited or attempt + 1 == _PORT_ATTEMPTS or "could not bind" not in log:
                     break
             raise PostgresStartError(
                 f"PostgreSQL did not accept connections within {self.startup_timeout:.0f} s; "
-                f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
+                f"last lines of {self.log_path}:\n{tail(self.log_path)}"
             )
         except BaseException:
             self.stop()
@@ -212,22 +211,11 @@ class ThrowawayPostgres:
         atexit.unregister(self.stop)
         process, self._process = self._process, None
         if process is not None:
-            self._terminate(process)
+            stop_process(process, timeout=self.stop_timeout, sig=signal.SIGINT)
         root, self._root = self._root, None
         if root is not None:
             shutil.rmtree(root, ignore_errors=True)
         self._port = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- databases -------------------------------------------------------------------
 
@@ -317,7 +305,7 @@ class ThrowawayPostgres:
         if result.returncode != 0:
             raise PostgresStartError(
                 f"initdb failed (exit {result.returncode}); "
-                f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
+                f"last lines of {self.log_path}:\n{tail(self.log_path)}"
             )
 
     def _spawn(self, bin_dir: Path) -> subprocess.Popen[bytes]:
@@ -331,19 +319,8 @@ class ThrowawayPostgres:
             "-c", "synchronous_commit=off",
             "-c", "full_page_writes=off",
         ]  # fmt: skip
-        with self.log_path.open("ab") as log:
-            # Its own session: a Ctrl-C in the terminal does not reach the server, and
-            # its backends share one process group we can kill as a last resort.
-            return subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.root,
-                env=self._env(),
-                start_new_session=True,
-                **self._account(),
-            )
+        # Its own session: its backends share one process group, killed as a last resort.
+        return spawn(argv, log=self.log_path, cwd=self.root, env=self._env(), **self._account())
 
     def _wait_ready(self) -> bool:
         """Poll until the server accepts a connection (True) or exits or times out."""
@@ -359,16 +336,3 @@ class ThrowawayPostgres:
             except psycopg.OperationalError:
                 time.sleep(0.1)
         return False
-
-    def _terminate(self, process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            # The postmaster is not reaped yet, so its pid (= group id) is still ours.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()

@@ -7,7 +7,7 @@ import os
 import psycopg
 import pytest
 
-from support.postgres import ThrowawayPostgres
+from support.postgres import ThrowawayPostgres, postgres_required
 
 pytestmark = pytest.mark.postgres
 
@@ -16,7 +16,7 @@ def _require_binaries() -> None:
     if ThrowawayPostgres.available():
         return
     message = "PostgreSQL server binaries are missing (scripts/ensure_postgres.sh installs them)"
-    if os.environ.get("KETCH_TEST_POSTGRES") == "required":
+    if postgres_required():
         pytest.fail(message)
     pytest.skip(message)
 

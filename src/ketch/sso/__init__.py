@@ -8,7 +8,6 @@ from ketch.sso.oidc import (
     LoginStart,
     OidcProviderConfig,
     PendingLogin,
-    discover,
     finish_login,
     start_login,
 )
@@ -21,7 +20,6 @@ __all__ = [
     "OidcProviderConfig",
     "PendingLogin",
     "PendingLogins",
-    "discover",
     "finish_login",
     "ketch_user_name",
     "provision",

@@ -20,14 +20,15 @@ import hmac
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
+from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
 from authlib.integrations.base_client import OAuthError
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ketch.core.errors import BackendUnavailable, InvalidInput, Unauthenticated
 from ketch.core.krn import validate_name
@@ -41,6 +42,17 @@ with warnings.catch_warnings():
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 ID_TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
 CLOCK_LEEWAY_SECONDS = 60
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def _valid_group_targets(groups: dict[str, str]) -> dict[str, str]:
+    for target in groups.values():
+        validate_name(target, kind="ketch group name")
+    return groups
+
+
+# Provider group -> ketch group; checked where it is configured, not at the first sign-in.
+GroupTargets = Annotated[dict[str, str], AfterValidator(_valid_group_targets)]
 
 
 class GroupMapping(BaseModel):
@@ -53,15 +65,8 @@ class GroupMapping(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    groups: dict[str, str] = Field(default_factory=dict)
+    groups: GroupTargets = Field(default_factory=dict)
     unmapped: Literal["drop", "same-name"] = "drop"
-
-    @field_validator("groups")
-    @classmethod
-    def _valid_targets(cls, value: dict[str, str]) -> dict[str, str]:
-        for target in value.values():
-            validate_name(target, kind="ketch group name")
-        return value
 
     def apply(self, provider_groups: list[str]) -> list[str]:
         """The ketch groups for ``provider_groups`` (sorted, without duplicates)."""
@@ -88,15 +93,20 @@ class OidcProviderConfig(BaseModel):
     scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email", "groups"])
     username_claim: str = "preferred_username"
     groups_claim: str = "groups"
-    group_mapping: dict[str, str] = Field(default_factory=dict)
+    group_mapping: GroupTargets = Field(default_factory=dict)
     unmapped_groups: Literal["drop", "same-name"] = "drop"
     login_ttl: timedelta = timedelta(minutes=10)
 
     @field_validator("issuer")
     @classmethod
     def _issuer_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise ValueError("the issuer must be an https URL (plain http only on loopback)")
+        url = urlsplit(value)
+        secure = url.scheme == "https" or (url.scheme == "http" and url.hostname in LOOPBACK_HOSTS)
+        if not secure or not url.hostname or url.query or url.fragment:
+            raise ValueError(
+                "the issuer must be an https URL without query or fragment "
+                "(plain http only on loopback)"
+            )
         return value.rstrip("/")
 
     @field_validator("scopes")
@@ -116,6 +126,7 @@ class LoginStart(NamedTuple):
     state: str
     code_verifier: str
     nonce: str
+    redirect_uri: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +179,7 @@ def _get_json(client: OAuth2Client, url: str, what: str, **kwargs: Any) -> dict[
     return body
 
 
-def discover(client: OAuth2Client, issuer: str) -> dict[str, Any]:
+def _discover(client: OAuth2Client, issuer: str) -> dict[str, Any]:
     """The provider's metadata; its ``issuer`` must be exactly the configured one."""
     metadata = _get_json(client, issuer + DISCOVERY_PATH, "OpenID configuration")
     if str(metadata.get("issuer", "")).rstrip("/") != issuer:
@@ -190,7 +201,7 @@ def start_login(
 ) -> LoginStart:
     """Begin a login: the provider URL to send the browser to, and the secrets to keep."""
     with _client(config, redirect_uri, client_options) as client:
-        metadata = discover(client, config.issuer)
+        metadata = _discover(client, config.issuer)
         methods = metadata.get("code_challenge_methods_supported")
         if methods is not None and "S256" not in methods:
             raise BackendUnavailable(f"{config.issuer} does not support PKCE with S256")
@@ -203,7 +214,7 @@ def start_login(
             code_verifier=code_verifier,
             nonce=nonce,
         )
-    return LoginStart(url, state, code_verifier, nonce)
+    return LoginStart(url, state, code_verifier, nonce, redirect_uri)
 
 
 def finish_login(
@@ -211,7 +222,7 @@ def finish_login(
     pending: PendingLogin,
     callback_params: dict[str, str],
     *,
-    now: datetime | None = None,
+    now: datetime,
     client_options: dict[str, Any] | None = None,
 ) -> IdentityClaims:
     """Complete a login from the callback's query parameters; the verified identity.
@@ -220,7 +231,7 @@ def finish_login(
     provider reports an error, the code is refused (wrong, expired or replayed) or the
     ID token does not verify; :class:`BackendUnavailable` when the provider misbehaves.
     """
-    if now is not None and now >= pending.expires_at:
+    if now >= pending.expires_at:
         raise Unauthenticated("the sign-in took too long; start it again")
     if "error" in callback_params:
         detail = callback_params.get("error_description") or callback_params["error"]
@@ -235,7 +246,7 @@ def finish_login(
         raise Unauthenticated("the sign-in callback carries no authorisation code")
 
     with _client(config, pending.redirect_uri, client_options) as client:
-        metadata = discover(client, config.issuer)
+        metadata = _discover(client, config.issuer)
         try:
             token = client.fetch_token(
                 metadata["token_endpoint"],
@@ -254,12 +265,13 @@ def finish_login(
         jwks = _get_json(client, metadata["jwks_uri"], "signing keys")
         claims = _verify_id_token(config, id_token, jwks, metadata, nonce=pending.nonce)
         missing = {config.username_claim, config.groups_claim} - claims.keys()
-        if missing and metadata.get("userinfo_endpoint"):
+        access_token = token.get("access_token")
+        if missing and access_token and metadata.get("userinfo_endpoint"):
             userinfo = _get_json(
                 client,
                 metadata["userinfo_endpoint"],
                 "user info",
-                headers={"Authorization": f"Bearer {token['access_token']}"},
+                headers={"Authorization": f"Bearer {access_token}"},
             )
             if userinfo.get("sub") == claims["sub"]:
                 claims = {**userinfo, **claims}
@@ -276,6 +288,11 @@ def _verify_id_token(
 ) -> dict[str, Any]:
     advertised = metadata.get("id_token_signing_alg_values_supported") or ID_TOKEN_ALGORITHMS
     algorithms = [a for a in advertised if a in ID_TOKEN_ALGORITHMS]
+    if not algorithms:
+        # An empty list would make joserfc fall back to its defaults (HS256 among them).
+        raise BackendUnavailable(
+            f"{config.issuer} signs ID tokens with none of {', '.join(ID_TOKEN_ALGORITHMS)}"
+        )
     try:
         keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
         decoded = jwt.decode(id_token, keys, algorithms=algorithms)

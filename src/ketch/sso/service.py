@@ -40,24 +40,25 @@ class PendingLogins:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def add(self, start: LoginStart, *, redirect_uri: str, expires_at: datetime) -> PendingLogin:
+    def add(self, start: LoginStart, *, expires_at: datetime) -> PendingLogin:
+        """Keep ``start`` until ``expires_at``; when full, the older half is dropped."""
         pending = PendingLogin(
             state=start.state,
             code_verifier=start.code_verifier,
             nonce=start.nonce,
-            redirect_uri=redirect_uri,
+            redirect_uri=start.redirect_uri,
             expires_at=expires_at,
         )
         with self._lock:
             if len(self._entries) >= self._max_entries:
-                self._purge(now=None)
+                self._drop_oldest_half()
             self._entries[pending.state] = pending
         return pending
 
     def take(self, state: str, *, now: datetime) -> PendingLogin:
         """Remove and return the login for ``state``; :class:`Unauthenticated` if none."""
         with self._lock:
-            self._purge(now=now)
+            self._drop_expired(now)
             pending = self._entries.pop(state, None)
         if pending is None:
             raise Unauthenticated(
@@ -66,14 +67,14 @@ class PendingLogins:
             )
         return pending
 
-    def _purge(self, *, now: datetime | None) -> None:
-        if now is None:  # full: drop the oldest half
-            ordered = sorted(self._entries.values(), key=lambda p: p.expires_at)
-            for pending in ordered[: max(1, len(ordered) // 2)]:
-                del self._entries[pending.state]
-            return
+    def _drop_expired(self, now: datetime) -> None:
         for state in [s for s, p in self._entries.items() if p.expires_at <= now]:
             del self._entries[state]
+
+    def _drop_oldest_half(self) -> None:
+        ordered = sorted(self._entries.values(), key=lambda p: p.expires_at)
+        for pending in ordered[: max(1, len(ordered) // 2)]:
+            del self._entries[pending.state]
 
 
 def ketch_user_name(username: str) -> str:
