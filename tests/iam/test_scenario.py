@@ -14,7 +14,7 @@ import pytest
 
 from ketch import iam, org
 from ketch.iam import Action, Authorizer, Caller, RequestFacts, ResourceRef
-from ketch.schemas.org import AccountCreate, Stage
+from ketch.schemas.org import AccountCreate, AccountUpdate, Stage
 from ketch.store.session import UnitOfWorkFactory
 
 DESCRIBE, TRAIN, DEPLOY, DELETE, APPROVE = (
@@ -158,8 +158,12 @@ def test_a_change_holds_from_the_very_next_decision(organization: UnitOfWorkFact
     assert decide(organization, authorizer, "bob", TRAIN, "fraud-dev")
     with organization(write=True) as w:
         iam.remove_group_member(w, "churn-ds", "bob")
-        iam.bump_policy_epoch(w)
     assert not decide(organization, authorizer, "bob", TRAIN, "fraud-dev")
+    # An org change (the account leaves carol's OU) holds from the next decision too.
+    assert decide(organization, authorizer, "carol", DESCRIBE, "fraud-dev")
+    with organization(write=True) as w:
+        org.update_account(w, "fraud-dev", AccountUpdate(ou="teams/churn/dev"))
+    assert not decide(organization, authorizer, "carol", DESCRIBE, "fraud-dev")
 
 
 def test_sandbox_guardrail_limits_instance_size(organization: UnitOfWorkFactory) -> None:

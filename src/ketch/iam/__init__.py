@@ -3,7 +3,6 @@ assignments, guardrails, network policy, Cedar decisions). Other services and th
 only these names."""
 
 from ketch.iam.access import (
-    bump_policy_epoch,
     create_assignment,
     create_guardrail,
     create_permission_set,
@@ -15,17 +14,15 @@ from ketch.iam.access import (
     get_guardrail,
     get_network_policy,
     get_permission_set,
-    guardrail_ou,
     list_assignments,
     list_guardrails,
     list_permission_sets,
-    resolve_target,
     set_network_policy,
     update_guardrail,
     update_permission_set,
 )
 from ketch.iam.actions import ACTION_SPECS, Action, ActionSpec
-from ketch.iam.authorizer import Authorizer, RequestFacts, is_org_admin
+from ketch.iam.authorizer import Authorizer, RequestFacts, decide
 from ketch.iam.builtin import EXAMPLE_GUARDRAILS, INSTANCE_RANKS
 from ketch.iam.engine import CompiledPolicies, Decision, PolicySource, ResourceRef
 from ketch.iam.identity import (
@@ -71,12 +68,12 @@ __all__ = [
     "add_group_member",
     "authenticate",
     "bootstrap_admin",
-    "bump_policy_epoch",
     "create_assignment",
     "create_group",
     "create_guardrail",
     "create_permission_set",
     "create_user",
+    "decide",
     "delete_assignment",
     "delete_group",
     "delete_guardrail",
@@ -91,8 +88,6 @@ __all__ = [
     "get_network_policy",
     "get_permission_set",
     "get_user",
-    "guardrail_ou",
-    "is_org_admin",
     "issue_token",
     "list_assignments",
     "list_groups",
@@ -102,7 +97,6 @@ __all__ = [
     "list_users",
     "login",
     "remove_group_member",
-    "resolve_target",
     "revoke_token",
     "set_network_policy",
     "sync_sso_groups",

@@ -1,8 +1,7 @@
-"""Access: permission sets, assignments, guardrails, the network policy, and the epoch.
+"""Access: permission sets, assignments, guardrails and the network policy.
 
-Every change here (and every change to users, groups, OUs or accounts, which the API
-layer reports through :func:`bump_policy_epoch`) increments the policy epoch in the
-same transaction, so every server process sees the change on its very next request.
+Every change here advances the policy epoch (``ketch.iam.epoch``) in its own
+transaction, so every server process sees it on its very next request.
 """
 
 from __future__ import annotations
@@ -10,13 +9,15 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
+from ketch import org
 from ketch.core.errors import Conflict, InvalidInput, NotFound
 from ketch.core.ids import new_id
 from ketch.core.krn import krn, validate_name
 from ketch.iam.builtin import BUILTIN_SETS
 from ketch.iam.engine import AccessFacts, AssignmentFacts, GuardrailFacts, PermissionSetFacts
+from ketch.iam.epoch import bump_policy_epoch, policy_epoch, settings_row
 from ketch.iam.policy_text import guardrail_templates, permission_set_templates
 from ketch.iam.tables import (
     AssignmentRow,
@@ -36,32 +37,7 @@ logger = logging.getLogger(__name__)
 MAX_CIDRS = 256
 
 
-# -- epoch and settings ---------------------------------------------------------------
-
-
-def _settings_row(uow: UnitOfWork) -> IamSettingsRow:
-    row = uow.session.get(IamSettingsRow, 1)
-    if row is None:
-        row = IamSettingsRow(slot=1, allowed_cidrs=None, policy_epoch=0)
-        uow.session.add(row)
-        uow.session.flush()
-    return row
-
-
-def policy_epoch(uow: UnitOfWork) -> int:
-    """The current policy epoch (one indexed single-row read)."""
-    epoch = uow.session.scalar(select(IamSettingsRow.policy_epoch).where(IamSettingsRow.slot == 1))
-    return int(epoch or 0)
-
-
-def bump_policy_epoch(uow: UnitOfWork) -> None:
-    """Invalidate every process's compiled policies when this transaction commits."""
-    _settings_row(uow)
-    uow.session.execute(
-        update(IamSettingsRow)
-        .where(IamSettingsRow.slot == 1)
-        .values(policy_epoch=IamSettingsRow.policy_epoch + 1)
-    )
+# -- network policy -------------------------------------------------------------------
 
 
 def _check_cidrs(cidrs: list[str] | None) -> list[str] | None:
@@ -81,12 +57,12 @@ def _check_cidrs(cidrs: list[str] | None) -> list[str] | None:
 
 
 def get_network_policy(uow: UnitOfWork) -> NetworkPolicy:
-    return NetworkPolicy(allowed_cidrs=_settings_row(uow).allowed_cidrs)
+    return NetworkPolicy(allowed_cidrs=settings_row(uow).allowed_cidrs)
 
 
 def set_network_policy(uow: UnitOfWork, allowed_cidrs: list[str] | None) -> NetworkPolicy:
     """``None`` allows every source address; a list allows only those ranges."""
-    row = _settings_row(uow)
+    row = settings_row(uow)
     row.allowed_cidrs = _check_cidrs(allowed_cidrs)
     bump_policy_epoch(uow)
     return NetworkPolicy(allowed_cidrs=row.allowed_cidrs)
@@ -215,37 +191,34 @@ def _principal_id(uow: UnitOfWork, principal_type: str, name: str) -> str:
     return str(found)
 
 
-def _assignment_to_schema(uow: UnitOfWork, row: AssignmentRow) -> Assignment:
-    set_name = uow.session.scalar(
-        select(PermissionSetRow.name).where(PermissionSetRow.id == row.permission_set_id)
-    )
-    table = UserRow if row.principal_type == "user" else GroupRow
-    principal = uow.session.scalar(select(table.name).where(table.id == row.principal_id))
-    snapshot = org_snapshot(uow)
-    target = row.target_id if row.target_type == "account" else snapshot.ous[row.target_id].path
-    return Assignment(
-        id=row.id,
-        permission_set=str(set_name),
-        principal_type=row.principal_type,
-        principal=str(principal),
-        target_type=row.target_type,
-        target=target,
-        created_at=row.created_at,
-        created_by=row.created_by,
-    )
+def _assignments_to_schema(uow: UnitOfWork, rows: list[AssignmentRow]) -> list[Assignment]:
+    """Wire views of ``rows``, with names looked up in bulk (not once per row)."""
+    set_names = dict(uow.session.execute(select(PermissionSetRow.id, PermissionSetRow.name)).all())
+    principal_names = {
+        "user": dict(uow.session.execute(select(UserRow.id, UserRow.name)).all()),
+        "group": dict(uow.session.execute(select(GroupRow.id, GroupRow.name)).all()),
+    }
+    ou_paths = {ou.id: ou.path for ou in org_snapshot(uow).ous.values()} if rows else {}
+    return [
+        Assignment(
+            id=row.id,
+            permission_set=set_names[row.permission_set_id],
+            principal_type=row.principal_type,
+            principal=principal_names[row.principal_type][row.principal_id],
+            target_type=row.target_type,
+            target=row.target_id if row.target_type == "account" else ou_paths[row.target_id],
+            created_at=row.created_at,
+            created_by=row.created_by,
+        )
+        for row in rows
+    ]
 
 
-def resolve_target(uow: UnitOfWork, target_type: str, target: str) -> str:
-    """The stored id of an assignment target: an account id, or an OU path -> OU id."""
-    snapshot = org_snapshot(uow)
+def _target_id(uow: UnitOfWork, target_type: str, target: str) -> str:
+    """The stored id of an assignment target: the account id, or the id of the OU at a path."""
     if target_type == "account":
-        if target not in snapshot.accounts:
-            raise NotFound(f"account '{target}' does not exist")
-        return target
-    for ou in snapshot.ous.values():
-        if ou.path == target.strip("/"):
-            return ou.id
-    raise NotFound(f"OU '{target}' does not exist")
+        return org.get_account(uow, target).id
+    return org.get_ou_by_path(uow, target).id
 
 
 def create_assignment(
@@ -265,7 +238,7 @@ def create_assignment(
         principal_type=principal_type,
         principal_id=_principal_id(uow, principal_type, principal),
         target_type=target_type,
-        target_id=resolve_target(uow, target_type, target),
+        target_id=_target_id(uow, target_type, target),
         created_at=uow.clock.now(),
         created_by=created_by,
     )
@@ -280,7 +253,7 @@ def create_assignment(
         target_type,
         target,
     )
-    return _assignment_to_schema(uow, row)
+    return _assignments_to_schema(uow, [row])[0]
 
 
 def list_assignments(
@@ -292,14 +265,14 @@ def list_assignments(
             AssignmentRow.principal_type == principal_type,
             AssignmentRow.principal_id == _principal_id(uow, principal_type, principal),
         )
-    return [_assignment_to_schema(uow, r) for r in uow.session.scalars(query)]
+    return _assignments_to_schema(uow, list(uow.session.scalars(query)))
 
 
 def get_assignment(uow: UnitOfWork, assignment_id: str) -> Assignment:
     row = uow.session.get(AssignmentRow, assignment_id)
     if row is None:
         raise NotFound(f"assignment '{assignment_id}' does not exist")
-    return _assignment_to_schema(uow, row)
+    return _assignments_to_schema(uow, [row])[0]
 
 
 def delete_assignment(uow: UnitOfWork, assignment_id: str) -> None:
@@ -313,14 +286,14 @@ def delete_assignment(uow: UnitOfWork, assignment_id: str) -> None:
 # -- guardrails -----------------------------------------------------------------------
 
 
-def _guardrail_to_schema(uow: UnitOfWork, row: GuardrailRow) -> Guardrail:
+def _guardrail_to_schema(row: GuardrailRow, ou_path: str) -> Guardrail:
     return Guardrail(
         id=row.id,
         name=row.name,
         krn=krn("", "guardrail", row.name),
         description=row.description,
         policy_text=row.policy_text,
-        ou=org_snapshot(uow).ous[row.ou_id].path,
+        ou=ou_path,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -331,11 +304,6 @@ def _guardrail_row(uow: UnitOfWork, name: str) -> GuardrailRow:
     if row is None:
         raise NotFound(f"guardrail '{name}' does not exist")
     return row
-
-
-def guardrail_ou(uow: UnitOfWork, name: str) -> str:
-    """The id of the OU guardrail ``name`` is attached to (its stored owner)."""
-    return _guardrail_row(uow, name).ou_id
 
 
 def create_guardrail(
@@ -349,23 +317,25 @@ def create_guardrail(
         name=name,
         description=description,
         policy_text=policy_text,
-        ou_id=resolve_target(uow, "ou", ou),
+        ou_id=_target_id(uow, "ou", ou),
         created_at=now,
         updated_at=now,
     )
     uow.session.add(row)
     uow.flush_or_conflict(f"guardrail '{name}' already exists")
     bump_policy_epoch(uow)
-    return _guardrail_to_schema(uow, row)
+    return _guardrail_to_schema(row, org.get_ou(uow, row.ou_id).path)
 
 
 def get_guardrail(uow: UnitOfWork, name: str) -> Guardrail:
-    return _guardrail_to_schema(uow, _guardrail_row(uow, name))
+    row = _guardrail_row(uow, name)
+    return _guardrail_to_schema(row, org.get_ou(uow, row.ou_id).path)
 
 
 def list_guardrails(uow: UnitOfWork) -> list[Guardrail]:
     rows = uow.session.scalars(select(GuardrailRow).order_by(GuardrailRow.name))
-    return [_guardrail_to_schema(uow, r) for r in rows]
+    ou_paths = {ou.id: ou.path for ou in org_snapshot(uow).ous.values()}
+    return [_guardrail_to_schema(r, ou_paths[r.ou_id]) for r in rows]
 
 
 def update_guardrail(
@@ -379,7 +349,7 @@ def update_guardrail(
         row.description = description
     row.updated_at = uow.clock.now()
     bump_policy_epoch(uow)
-    return _guardrail_to_schema(uow, row)
+    return _guardrail_to_schema(row, org.get_ou(uow, row.ou_id).path)
 
 
 def delete_guardrail(uow: UnitOfWork, name: str) -> None:
@@ -390,9 +360,13 @@ def delete_guardrail(uow: UnitOfWork, name: str) -> None:
 # -- facts for the engine -------------------------------------------------------------
 
 
-def load_access_facts(uow: UnitOfWork) -> AccessFacts:
-    """Everything a decision depends on, read in the caller's transaction."""
-    epoch = policy_epoch(uow)
+def current_version(uow: UnitOfWork) -> tuple[int, int]:
+    """(iam policy epoch, org revision): moves with every change a decision depends on."""
+    return policy_epoch(uow), org.revision(uow)
+
+
+def load_access_facts(uow: UnitOfWork, version: tuple[int, int]) -> AccessFacts:
+    """Everything a decision depends on, read in the caller's transaction at ``version``."""
     users = {
         u.id: u.name
         for u in uow.session.scalars(select(UserRow).where(UserRow.disabled.is_(False)))
@@ -436,7 +410,7 @@ def load_access_facts(uow: UnitOfWork) -> AccessFacts:
     settings = uow.session.get(IamSettingsRow, 1)
     cidrs = settings.allowed_cidrs if settings is not None else None
     return AccessFacts(
-        epoch=epoch,
+        version=version,
         org=org_snapshot(uow),
         user_groups={name: tuple(sorted(g)) for name, g in memberships.items()},
         groups=tuple(sorted(groups.values())),

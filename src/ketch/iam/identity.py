@@ -17,10 +17,19 @@ from sqlalchemy import delete, select
 from ketch.core.errors import InvalidInput, NotFound, Throttled, Unauthenticated
 from ketch.core.ids import new_id
 from ketch.core.krn import krn, validate_name
+from ketch.iam.epoch import bump_policy_epoch
 from ketch.iam.passwords import check_password_strength, hash_password, verify_password
-from ketch.iam.tables import ApiTokenRow, GroupMemberRow, GroupRow, LoginThrottleRow, UserRow
+from ketch.iam.tables import (
+    ApiTokenRow,
+    AssignmentRow,
+    GroupMemberRow,
+    GroupRow,
+    LoginThrottleRow,
+    UserRow,
+)
 from ketch.iam.tokens import generate_token, hash_secret, parse_token, secret_matches
 from ketch.schemas.iam import Group, Principal, Token, TokenIssued, User
+from ketch.store.paging import fetch_page
 from ketch.store.session import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -99,9 +108,13 @@ def create_user(
     email: str | None = None,
     source: str = "local",
     external: tuple[str, str] | None = None,
+    allow_reserved_name: bool = False,
 ) -> User:
-    """Create a user; a local user needs a password that meets the strength rule."""
-    if name != "admin" or source != "local":
+    """Create a user; a local user needs a password that meets the strength rule.
+
+    ``allow_reserved_name`` is for bootstrap only: the first admin is called "admin".
+    """
+    if not allow_reserved_name:
         validate_name(name, kind="user name")
     if password is not None:
         check_password_strength(password, username=name)
@@ -123,6 +136,7 @@ def create_user(
     )
     uow.session.add(row)
     uow.flush_or_conflict(f"user '{name}' already exists")
+    bump_policy_epoch(uow)
     logger.info("user %s created", name)
     return _user_to_schema(uow, row)
 
@@ -132,13 +146,11 @@ def get_user(uow: UnitOfWork, name: str) -> User:
 
 
 def list_users(uow: UnitOfWork, *, limit: int, after: str | None) -> tuple[list[User], str | None]:
-    query = select(UserRow).order_by(UserRow.name).limit(limit + 1)
+    query = select(UserRow).order_by(UserRow.name)
     if after:
         query = query.where(UserRow.name > after)
-    rows = list(uow.session.scalars(query))
-    page = rows[:limit]
-    last = page[-1].name if len(rows) > limit and page else None
-    return [_user_to_schema(uow, r) for r in page], last
+    rows, next_key = fetch_page(uow.session, query, limit=limit, key_of=lambda r: r.name)
+    return [_user_to_schema(uow, r) for r in rows], next_key
 
 
 def update_user(
@@ -163,13 +175,26 @@ def update_user(
         check_password_strength(password, username=name)
         row.password_hash = hash_password(password)
     row.updated_at = uow.clock.now()
+    bump_policy_epoch(uow)
     return _user_to_schema(uow, row)
+
+
+def _delete_assignments_of(uow: UnitOfWork, principal_type: str, principal_id: str) -> None:
+    # Assignments name users or groups polymorphically (no foreign key): delete them here.
+    uow.session.execute(
+        delete(AssignmentRow).where(
+            AssignmentRow.principal_type == principal_type,
+            AssignmentRow.principal_id == principal_id,
+        )
+    )
 
 
 def delete_user(uow: UnitOfWork, name: str) -> None:
     row = _user_row(uow, name)
+    _delete_assignments_of(uow, "user", row.id)
     uow.session.delete(row)
     uow.session.flush()
+    bump_policy_epoch(uow)
 
 
 def find_external_user(uow: UnitOfWork, issuer: str, subject: str) -> str | None:
@@ -216,6 +241,7 @@ def create_group(uow: UnitOfWork, *, name: str, description: str = "") -> Group:
     row = GroupRow(id=new_id(), name=name, description=description, created_at=now, updated_at=now)
     uow.session.add(row)
     uow.flush_or_conflict(f"group '{name}' already exists")
+    bump_policy_epoch(uow)
     return _group_to_schema(uow, row)
 
 
@@ -234,18 +260,19 @@ def get_group(uow: UnitOfWork, name: str) -> Group:
 def list_groups(
     uow: UnitOfWork, *, limit: int, after: str | None
 ) -> tuple[list[Group], str | None]:
-    query = select(GroupRow).order_by(GroupRow.name).limit(limit + 1)
+    query = select(GroupRow).order_by(GroupRow.name)
     if after:
         query = query.where(GroupRow.name > after)
-    rows = list(uow.session.scalars(query))
-    page = rows[:limit]
-    last = page[-1].name if len(rows) > limit and page else None
-    return [_group_to_schema(uow, r) for r in page], last
+    rows, next_key = fetch_page(uow.session, query, limit=limit, key_of=lambda r: r.name)
+    return [_group_to_schema(uow, r) for r in rows], next_key
 
 
 def delete_group(uow: UnitOfWork, name: str) -> None:
-    uow.session.delete(_group_row(uow, name))
+    row = _group_row(uow, name)
+    _delete_assignments_of(uow, "group", row.id)
+    uow.session.delete(row)
     uow.session.flush()
+    bump_policy_epoch(uow)
 
 
 def add_group_member(uow: UnitOfWork, group: str, user: str, *, source: str = "local") -> Group:
@@ -261,6 +288,7 @@ def add_group_member(uow: UnitOfWork, group: str, user: str, *, source: str = "l
             )
         )
         uow.session.flush()
+        bump_policy_epoch(uow)
     return _group_to_schema(uow, group_row)
 
 
@@ -272,6 +300,7 @@ def remove_group_member(uow: UnitOfWork, group: str, user: str) -> Group:
         raise NotFound(f"user '{user}' is not a member of group '{group}'")
     uow.session.delete(member)
     uow.session.flush()
+    bump_policy_epoch(uow)
     return _group_to_schema(uow, group_row)
 
 
@@ -295,6 +324,7 @@ def sync_sso_groups(uow: UnitOfWork, user: str, groups: list[str]) -> None:
             )
         )
     uow.session.flush()
+    bump_policy_epoch(uow)
 
 
 # -- tokens ---------------------------------------------------------------------------
@@ -465,4 +495,3 @@ def verify_login(uow: UnitOfWork, *, username: str, password: str) -> str | None
 
 def login_failed() -> Unauthenticated:
     return Unauthenticated(_BAD_CREDENTIALS)
-

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ketch.core.ids import new_secret
+from ketch.core.krn import validate_name
 from ketch.iam.access import create_assignment, ensure_builtin_permission_sets, list_assignments
-from ketch.iam.authorizer import ORG_ADMIN_SET
+from ketch.iam.builtin import ORG_ADMIN_SET
 from ketch.iam.identity import (
     Caller,
     check_login_allowed,
@@ -39,7 +40,15 @@ def bootstrap_admin(uow: UnitOfWork, *, username: str, token_ttl: timedelta) -> 
     """Create the built-in permission sets and the first admin (OrgAdmin on the root OU)."""
     ensure_builtin_permission_sets(uow)
     password = new_secret(18) + "aA1"  # random, and always of the required character classes
-    create_user(uow, name=username, password=password, display_name="First administrator")
+    if username != "admin":
+        validate_name(username, kind="user name")
+    create_user(
+        uow,
+        name=username,
+        password=password,
+        display_name="First administrator",
+        allow_reserved_name=True,
+    )
     create_assignment(
         uow,
         permission_set=ORG_ADMIN_SET,

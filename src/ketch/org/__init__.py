@@ -14,6 +14,7 @@ from ketch.org.service import (
     list_accounts,
     list_ous,
     require_active_account,
+    revision,
     update_account,
     update_ou,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "list_ous",
     "org_snapshot",
     "require_active_account",
+    "revision",
     "update_account",
     "update_ou",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ketch.core.errors import Conflict, InvalidInput, NotFound
 from ketch.core.ids import new_id
@@ -46,6 +46,19 @@ def _root_ou(uow: UnitOfWork) -> OURow:
     if root is None:
         raise NotFound("the organisation is not initialised; run `ketch init`")
     return root
+
+
+def _record_change(uow: UnitOfWork) -> None:
+    """Advance the organisation's revision: OUs or accounts changed in this transaction."""
+    uow.session.execute(update(OrganizationRow).values(revision=OrganizationRow.revision + 1))
+
+
+def revision(uow: UnitOfWork) -> int:
+    """A number that grows with every change to OUs and accounts (one single-row read).
+
+    Caches derived from the tree (the iam service's compiled policies) key on it.
+    """
+    return int(uow.session.scalar(select(OrganizationRow.revision)) or 0)
 
 
 def is_bootstrapped(uow: UnitOfWork) -> bool:
@@ -148,6 +161,7 @@ def create_ou(
     uow.session.add(row)
     tree.add(row)
     uow.flush_or_conflict(f"OU '{tree.path_of(row.id)}' already exists")
+    _record_change(uow)
     logger.info("OU %s created", tree.path_of(row.id))
     return _ou_to_schema(row, tree)
 
@@ -210,6 +224,7 @@ def update_ou(
     row.updated_at = uow.clock.now()
     tree.reparent(row)
     uow.flush_or_conflict(f"OU '{tree.path_of(row.id)}' already exists")
+    _record_change(uow)
     logger.info("OU %s updated", tree.path_of(row.id))
     return _ou_to_schema(row, tree)
 
@@ -230,6 +245,7 @@ def delete_ou(uow: UnitOfWork, ou_id: str) -> None:
         raise Conflict(f"OU '{path}' still holds {accounts} account(s); move them first")
     uow.session.delete(row)
     uow.session.flush()
+    _record_change(uow)
     logger.info("OU %s deleted", path)
 
 
@@ -299,6 +315,7 @@ def create_account(uow: UnitOfWork, data: AccountCreate) -> Account:
     )
     uow.session.add(row)
     uow.flush_or_conflict(f"account '{account_id}' already exists")
+    _record_change(uow)
     logger.info("account %s created in OU %s", account_id, tree.path_of(ou.id))
     return _account_to_schema(row, tree)
 
@@ -357,6 +374,7 @@ def update_account(uow: UnitOfWork, account_id: str, data: AccountUpdate) -> Acc
         row.tags = dict(data.tags)
     row.updated_at = uow.clock.now()
     uow.session.flush()
+    _record_change(uow)
     logger.info("account %s updated", account_id)
     return _account_to_schema(row, tree)
 
@@ -370,6 +388,6 @@ def close_account(uow: UnitOfWork, account_id: str) -> Account:
         row.closed_at = now
         row.updated_at = now
         uow.session.flush()
+        _record_change(uow)
         logger.info("account %s closed", account_id)
     return _account_to_schema(row, _load_tree(uow))
-

@@ -38,15 +38,7 @@ class OrgSnapshot:
     root_ou_id: str
     ous: dict[str, OuFacts]
     accounts: dict[str, AccountFacts]
-
-    def ou_ancestry(self, ou_id: str) -> list[str]:
-        """``ou_id`` and its ancestors up to the root, nearest first."""
-        chain: list[str] = []
-        current: str | None = ou_id
-        while current is not None:
-            chain.append(current)
-            current = self.ous[current].parent_id
-        return chain
+    ou_ids_by_path: dict[str, str]
 
 
 def org_snapshot(uow: UnitOfWork) -> OrgSnapshot:
@@ -59,4 +51,5 @@ def org_snapshot(uow: UnitOfWork) -> OrgSnapshot:
         a.id: AccountFacts(a.id, a.ou_id, a.stage, a.status)
         for a in uow.session.scalars(select(AccountRow))
     }
-    return OrgSnapshot(organization.id, organization.name, tree.root().id, ous, accounts)
+    by_path = {ou.path: ou.id for ou in ous.values()}
+    return OrgSnapshot(organization.id, organization.name, tree.root().id, ous, accounts, by_path)

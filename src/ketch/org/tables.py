@@ -19,6 +19,8 @@ class OrganizationRow(Timestamped, Base):
     # A constant unique column: a second organisation cannot be inserted, even by a race.
     slot: Mapped[int] = mapped_column(Integer, unique=True, default=1)
     name: Mapped[str] = mapped_column(String(63))
+    # Grows with every change to OUs and accounts; see ``service.revision``.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class OURow(Timestamped, Base):
