@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
@@ -25,19 +25,21 @@ from ketch import audit, iam
 from ketch.core.errors import Forbidden, KetchError, NotFound, Unauthenticated
 from ketch.core.logging import principal_var
 from ketch.core.settings import KetchSettings
-from ketch.iam import ACTION_SPECS, Action, Authorizer, Caller, CompiledPolicies, RequestFacts
-from ketch.iam import ResourceRef as ResourceRef
+from ketch.iam import (
+    Action,
+    Authorizer,
+    Caller,
+    CompiledPolicies,
+    RequestFacts,
+    ResourceRef,
+    decide,
+)
 from ketch.store.session import UnitOfWork, UnitOfWorkFactory
 
 ACTION_ATTRIBUTE = "__ketch_action__"
 PUBLIC_ATTRIBUTE = "__ketch_public__"
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `ketch login`.")
-
-POLICY_TYPES = frozenset(
-    {"OU", "Account", "User", "Group", "PermissionSet", "Assignment", "Guardrail", "Organization"}
-)
-"""Resource types whose changes can alter decisions: writing them bumps the policy epoch."""
 
 
 class AppContext(Protocol):
@@ -58,13 +60,16 @@ ContextDep = Annotated[AppContext, Depends(get_context)]
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A resolved resource: its Cedar entity, stored owner account and KRN."""
+    """A resolved resource: its Cedar entity, stored owner account and KRN.
+
+    ``not_found`` is the message a missing resource of this kind gets; when set, a
+    denial to a caller who cannot even see ``account`` answers 404 with it.
+    """
 
     resource: ResourceRef
     account: str | None = None
     krn: str | None = None
-    hide_if_denied: bool = False
-    facts: dict[str, Any] = field(default_factory=dict)
+    not_found: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +116,7 @@ class Guard:
     """The outcome of authorisation, handed to the handler."""
 
     context: AppContext
+    compiled: CompiledPolicies
     caller: Caller
     action: Action
     target: Target
@@ -141,8 +147,6 @@ class Guard:
         try:
             with self.context.uow(write=True) as uow:
                 yield uow
-                if self.action in _POLICY_ACTIONS:
-                    iam.bump_policy_epoch(uow)
                 audit.record_event(uow, self.entry(audit.Outcome.SUCCESS))
         except KetchError as exc:
             self._record_failure(exc.code.value)
@@ -155,46 +159,24 @@ class Guard:
         with self.context.uow(write=True) as uow:
             audit.record_event(uow, self.entry(audit.Outcome.FAILED, code))
 
-    def can(self, uow: UnitOfWork, action: Action, target: Target) -> bool:
+    def can(self, action: Action, target: Target) -> bool:
         """Whether the caller may ``action`` on ``target`` (for filtering lists)."""
-        decision = self.context.authorizer.check(
-            uow,
+        return decide(
+            self.compiled,
             self.caller,
             action,
             target.resource,
             account=target.account,
             facts=self.request_facts,
-        )
-        return decision.allowed
+        ).allowed
 
 
-_POLICY_ACTIONS = frozenset(
-    a
-    for a, spec in ACTION_SPECS.items()
-    if spec.resource_type in POLICY_TYPES and not spec.read_only
-)
-
-
-def _authenticate(
-    context: ContextDep,
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Caller:
+def _presented_token(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
     if "access_token" in request.query_params or "token" in request.query_params:
         raise Unauthenticated("tokens are accepted only in the Authorization header")
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("missing bearer token; sign in with `ketch login`")
-    with context.uow() as uow:
-        caller = iam.authenticate(uow, credentials.credentials)
-    if caller.token_use_stale and caller.token_id:
-        with context.uow(write=True) as uow:
-            iam.touch_token(uow, caller.token_id)
-    principal_var.set(caller.name)
-    return caller
-
-
-def _not_found_message(target: Target) -> str:
-    return str(target.facts.get("not_found", "the resource does not exist"))
+    return credentials.credentials
 
 
 def authorize(
@@ -213,61 +195,53 @@ def authorize(
     async def dependency(
         request: Request,
         context: ContextDep,
-        caller: Annotated[Caller, Depends(_authenticate)],
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Guard:
+        token = _presented_token(request, credentials)
         body = None
         if request.headers.get("content-type", "").startswith("application/json"):
             try:
-                body = await request.json()
+                body = await request.json()  # parsed once: Starlette caches it for FastAPI
             except ValueError:
                 body = None  # FastAPI answers the malformed body with 400 itself
         facts = RequestFacts(
             source_ip=client_address(request, context.settings.server.trusted_proxies)
         )
+        # Authentication, resolution and the decision share one read transaction.
         with context.uow() as uow:
+            caller = iam.authenticate(uow, token)
             compiled = context.authorizer.compiled(uow)
             target = resource(Resolution(uow, compiled, caller, dict(request.path_params), body))
-            facts = RequestFacts(
-                source_ip=facts.source_ip,
-                subject_is_caller=bool(target.facts.get("subject_is_caller")),
-                guardrail_governs_caller=bool(target.facts.get("guardrail_governs_caller")),
-                instance_type=target.facts.get("instance_type"),
-            )
-            decision = context.authorizer.check(
-                uow, caller, action, target.resource, account=target.account, facts=facts
-            )
-            hidden = False
-            if not decision.allowed and target.hide_if_denied and target.account:
-                hidden = not context.authorizer.check(
-                    uow,
-                    caller,
-                    Action.DESCRIBE_ACCOUNT,
-                    ResourceRef("Account", target.account),
-                    account=target.account,
-                    facts=facts,
-                ).allowed
+        principal_var.set(caller.name)
+        if caller.token_use_stale and caller.token_id:
+            with context.uow(write=True) as uow:
+                iam.touch_token(uow, caller.token_id)
         guard = Guard(
             context=context,
+            compiled=compiled,
             caller=caller,
             action=action,
             target=target,
             request_facts=facts,
             request_id=getattr(request.state, "request_id", None),
             user_agent=request.headers.get("user-agent", "")[:256] or None,
-            policy_ids=decision.policy_ids,
         )
+        decision = decide(
+            compiled, caller, action, target.resource, account=target.account, facts=facts
+        )
+        guard.policy_ids = decision.policy_ids
         if decision.allowed:
             return guard
         if list_filter:
             guard.filtered = True
             return guard
-        error: KetchError = (
-            NotFound(_not_found_message(target))
-            if hidden
-            else Forbidden(
-                f"{caller.name} is not allowed to perform {action.value} on this resource"
-            )
+        error: KetchError = Forbidden(
+            f"{caller.name} is not allowed to perform {action.value} on this resource"
         )
+        if target.not_found is not None and target.account is not None:
+            account = Target(ResourceRef("Account", target.account), account=target.account)
+            if not guard.can(Action.DESCRIBE_ACCOUNT, account):
+                error = NotFound(target.not_found)
         with context.uow(write=True) as uow:
             audit.record_event(uow, guard.entry(audit.Outcome.DENIED, error.code.value))
         raise error

@@ -10,22 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ketch.api.deps import Resolution, Resolver, ResourceRef, Target
+from ketch.api.deps import Resolution, Resolver, Target
 from ketch.core.errors import NotFound
 from ketch.core.krn import krn
+from ketch.iam import ResourceRef
 from ketch.org import OrgSnapshot
-
-
-def _ou_by_path(snapshot: OrgSnapshot, path: str) -> str | None:
-    wanted = path.strip("/")
-    return next((ou.id for ou in snapshot.ous.values() if ou.path == wanted), None)
 
 
 def _nearest_ou(snapshot: OrgSnapshot, path: str) -> str:
     """The id of the OU at ``path`` or of its nearest existing ancestor."""
     names = [n for n in path.strip("/").split("/") if n]
     while names:
-        found = _ou_by_path(snapshot, "/".join(names))
+        found = snapshot.ou_ids_by_path.get("/".join(names))
         if found is not None:
             return found
         names.pop()
@@ -83,8 +79,7 @@ def account_from_path(param: str = "account_id") -> Resolver:
             ResourceRef("Account", account_id),
             account=account_id,
             krn=krn("", "account", account_id),
-            hide_if_denied=True,
-            facts={"not_found": message},
+            not_found=message,
         )
 
     return resolve
@@ -101,11 +96,6 @@ def new_account_from_body() -> Resolver:
         )
 
     return resolve
-
-
-def accounts_container() -> Resolver:
-    """Lists of accounts and OUs are asked of the organisation, then filtered per item."""
-    return organization()
 
 
 def caller_self() -> Resolver:

@@ -168,14 +168,6 @@ def _spec(action: Action) -> ActionSpec:
 
 ACTION_SPECS: dict[Action, ActionSpec] = {action: _spec(action) for action in Action}
 
-ANY_PRINCIPAL_ACTIONS = frozenset({Action.GET_CALLER_IDENTITY})
-"""Actions every authenticated principal may perform on itself."""
-
-ORG_RESOURCE_TYPES = frozenset(
-    {"Organization", "User", "Group", "PermissionSet", "Assignment", "Guardrail"}
-)
-"""Resource types that live at organisation level (children of the root OU)."""
-
 ACCOUNT_RESOURCE_TYPES = frozenset(
     {
         "Artifact",

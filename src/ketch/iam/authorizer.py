@@ -1,9 +1,10 @@
 """The per-process authoriser: cached Cedar handles, request context, decisions.
 
-One :class:`Authorizer` lives in the server's context. Each check reads the policy
-epoch (one single-row query) and rebuilds the compiled policies only when it moved, so
-a change to assignments, groups or guardrails holds from the very next request while
-steady-state decisions reuse pre-parsed handles.
+One :class:`Authorizer` lives in the server's context. Each check reads the iam policy
+epoch and the org revision (two single-row queries) and rebuilds the compiled policies
+only when either moved, so a change to identities, assignments, guardrails, OUs or
+accounts holds from the very next request while steady-state decisions reuse
+pre-parsed handles.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ketch.iam.access import load_access_facts, policy_epoch
+from ketch.iam.access import current_version, load_access_facts
 from ketch.iam.actions import Action
 from ketch.iam.builtin import INSTANCE_RANKS
 from ketch.iam.engine import CompiledPolicies, Decision, ResourceRef, compile_policies, ip_value
@@ -22,8 +23,6 @@ from ketch.iam.identity import Caller
 from ketch.store.session import UnitOfWork
 
 logger = logging.getLogger(__name__)
-
-ORG_ADMIN_SET = "OrgAdmin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +33,6 @@ class RequestFacts:
     subject_is_caller: bool = False
     guardrail_governs_caller: bool = False
     instance_type: str | None = None
-    target_stage: str | None = None
 
 
 @dataclass
@@ -45,16 +43,16 @@ class Authorizer:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def compiled(self, uow: UnitOfWork) -> CompiledPolicies:
-        epoch = policy_epoch(uow)
+        version = current_version(uow)
         current = self._compiled
-        if current is not None and current.epoch == epoch:
+        if current is not None and current.version == version:
             return current
         with self._lock:
             current = self._compiled
-            if current is None or current.epoch != epoch:
-                current = compile_policies(load_access_facts(uow))
+            if current is None or current.version != version:
+                current = compile_policies(load_access_facts(uow, version))
                 self._compiled = current
-                logger.debug("compiled policies at epoch %s", epoch)
+                logger.debug("compiled policies at version %s", version)
             return current
 
     def check(
@@ -67,29 +65,21 @@ class Authorizer:
         account: str | None,
         facts: RequestFacts,
     ) -> Decision:
-        compiled = self.compiled(uow)
-        context = request_context(compiled, caller, account=account, facts=facts)
-        return compiled.decide(
-            principal=caller.name, action=action, resource=resource, context=context
-        )
+        return decide(self.compiled(uow), caller, action, resource, account=account, facts=facts)
 
 
-def is_org_admin(compiled: CompiledPolicies, user: str) -> bool:
-    """Whether ``user`` holds OrgAdmin on the root OU, directly or through a group."""
-    facts = compiled.facts
-    groups = set(facts.user_groups.get(user, ()))
-    for assignment in facts.assignments:
-        if (
-            facts.permission_sets[assignment.permission_set_id].name == ORG_ADMIN_SET
-            and assignment.target_type == "ou"
-            and assignment.target_id == facts.org.root_ou_id
-            and (
-                (assignment.principal_type == "user" and assignment.principal_name == user)
-                or (assignment.principal_type == "group" and assignment.principal_name in groups)
-            )
-        ):
-            return True
-    return False
+def decide(
+    compiled: CompiledPolicies,
+    caller: Caller,
+    action: Action,
+    resource: ResourceRef,
+    *,
+    account: str | None,
+    facts: RequestFacts,
+) -> Decision:
+    """One decision on already compiled policies (no database access)."""
+    context = request_context(compiled, caller, account=account, facts=facts)
+    return compiled.decide(principal=caller.name, action=action, resource=resource, context=context)
 
 
 def _source_ip(address: str) -> str:
@@ -114,7 +104,7 @@ def request_context(
         "token_account_limited": caller.token_accounts is not None,
         "token_accounts": list(caller.token_accounts or ()),
         "subject_is_caller": facts.subject_is_caller,
-        "caller_is_org_admin": is_org_admin(compiled, caller.name),
+        "caller_is_org_admin": caller.name in compiled.org_admins,
         "guardrail_governs_caller": facts.guardrail_governs_caller,
     }
     if facts.instance_type is not None:
@@ -122,6 +112,4 @@ def request_context(
         context["instance_rank"] = INSTANCE_RANKS.get(
             facts.instance_type, max(INSTANCE_RANKS.values()) + 1
         )
-    if facts.target_stage is not None:
-        context["target_stage"] = facts.target_stage
     return context

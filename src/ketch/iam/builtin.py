@@ -36,9 +36,12 @@ class BuiltinSet:
     policy_text: str
 
 
+ORG_ADMIN_SET = "OrgAdmin"
+"""Held on the root OU, it makes an organisation admin (``Whoami.is_org_admin``)."""
+
 BUILTIN_SETS: tuple[BuiltinSet, ...] = (
     BuiltinSet(
-        "OrgAdmin",
+        ORG_ADMIN_SET,
         "Everything, wherever it is assigned (on the root OU: the whole organisation).",
         "permit(principal in ?principal, action, resource in ?resource);",
     ),
@@ -85,7 +88,6 @@ BUILTIN_SETS: tuple[BuiltinSet, ...] = (
     ),
 )
 
-BUILTIN_SET_NAMES = frozenset(s.name for s in BUILTIN_SETS)
 
 _SELF_CHANGES = _actions(Action.ADD_GROUP_MEMBER, Action.CREATE_ASSIGNMENT)
 _GUARDRAIL_CHANGES = _actions(

@@ -17,7 +17,6 @@ from functools import cache
 from ketch.iam.actions import (
     ACCOUNT_RESOURCE_TYPES,
     ACTION_SPECS,
-    ORG_RESOURCE_TYPES,
     Action,
 )
 
@@ -61,7 +60,6 @@ CONTEXT_TYPE = """{
     guardrail_governs_caller: Bool,
     instance_type?: String,
     instance_rank?: Long,
-    target_stage?: String,
 }"""
 """Attributes every request carries.
 
@@ -89,12 +87,10 @@ def _resource_types(action: Action) -> list[str]:
     spec = ACTION_SPECS[action]
     types = {spec.resource_type}
     if action.value.startswith("List"):
-        # Lists are asked of the container they list from.
-        types |= (
-            {"Account", "Organization"} if spec.resource_type in ACCOUNT_RESOURCE_TYPES else set()
-        )
-        types |= {"Organization"} if spec.resource_type in ORG_RESOURCE_TYPES | {"OU"} else set()
-        types |= {"Organization"} if spec.resource_type == "Account" else set()
+        # Lists are asked of the container they list from: the organisation or an account.
+        types.add("Organization")
+        if spec.resource_type in ACCOUNT_RESOURCE_TYPES:
+            types.add("Account")
     if action.value.startswith("Create") and spec.resource_type in ACCOUNT_RESOURCE_TYPES:
         types.add("Account")
     return sorted(types)

@@ -18,7 +18,7 @@ from typing import Any
 import cedarpy
 
 from ketch.iam.actions import Action
-from ketch.iam.builtin import SYSTEM_POLICIES
+from ketch.iam.builtin import ORG_ADMIN_SET, SYSTEM_POLICIES
 from ketch.iam.cedar_schema import ACTION_GROUPS, NAMESPACE
 from ketch.iam.policy_text import condition_of, guardrail_templates, permission_set_templates
 from ketch.org import OrgSnapshot
@@ -54,9 +54,12 @@ class GuardrailFacts:
 
 @dataclass(frozen=True)
 class AccessFacts:
-    """Everything a decision depends on, as read at one policy epoch."""
+    """Everything a decision depends on, as read at one version.
 
-    epoch: int
+    ``version`` is (iam policy epoch, org revision): it moves with every change.
+    """
+
+    version: tuple[int, int]
     org: OrgSnapshot
     user_groups: dict[str, tuple[str, ...]]  # user name -> group names
     groups: tuple[str, ...]
@@ -109,10 +112,12 @@ class CompiledPolicies:
     entities: cedarpy.Entities
     known: frozenset[tuple[str, str]]
     sources: dict[str, PolicySource] = field(default_factory=dict)
+    org_admins: frozenset[str] = frozenset()
+    """Users holding OrgAdmin on the root OU, directly or through a group."""
 
     @property
-    def epoch(self) -> int:
-        return self.facts.epoch
+    def version(self) -> tuple[int, int]:
+        return self.facts.version
 
     def decide(
         self, *, principal: str, action: Action, resource: ResourceRef, context: dict[str, Any]
@@ -136,9 +141,6 @@ class CompiledPolicies:
             )
             return Decision(allowed=False, policy_ids=reasons, errors=errors)
         return Decision(allowed=result.allowed, policy_ids=reasons)
-
-    def explain(self, policy_id: str) -> PolicySource:
-        return self.sources.get(policy_id, PolicySource("unknown", policy_id))
 
 
 def _resource_entity(resource: ResourceRef) -> dict[str, Any]:
@@ -286,4 +288,23 @@ def compile_policies(facts: AccessFacts) -> CompiledPolicies:
     known = frozenset(
         (e["uid"]["type"].removeprefix(f"{NAMESPACE}::"), e["uid"]["id"]) for e in entity_list
     )
-    return CompiledPolicies(facts, policy_set, entities, known, sources)
+    return CompiledPolicies(facts, policy_set, entities, known, sources, _org_admins(facts))
+
+
+def _org_admins(facts: AccessFacts) -> frozenset[str]:
+    admins: set[str] = set()
+    for assignment in facts.assignments:
+        if (
+            facts.permission_sets[assignment.permission_set_id].name == ORG_ADMIN_SET
+            and assignment.target_type == "ou"
+            and assignment.target_id == facts.org.root_ou_id
+        ):
+            if assignment.principal_type == "user":
+                admins.add(assignment.principal_name)
+            else:
+                admins |= {
+                    user
+                    for user, groups in facts.user_groups.items()
+                    if assignment.principal_name in groups
+                }
+    return frozenset(admins)

@@ -32,6 +32,4 @@ def whoami(
 ) -> Whoami:
     with guard.context.uow() as uow:
         compiled = guard.context.authorizer.compiled(uow)
-        return iam.whoami(
-            uow, guard.caller, is_org_admin=iam.is_org_admin(compiled, guard.caller.name)
-        )
+        return iam.whoami(uow, guard.caller, is_org_admin=guard.caller.name in compiled.org_admins)

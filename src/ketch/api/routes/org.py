@@ -85,7 +85,7 @@ def list_ous(
     with guard.context.uow() as uow:
         items, last = org.list_ous(uow, parent=parent, path=path, limit=max_results, after=after)
         if guard.filtered:
-            items = [ou for ou in items if guard.can(uow, Action.DESCRIBE_OU, _ou_target(ou.id))]
+            items = [ou for ou in items if guard.can(Action.DESCRIBE_OU, _ou_target(ou.id))]
     return Page[OU](items=items, next_token=encode_token("ous", last))
 
 
@@ -157,9 +157,7 @@ def list_accounts(
             uow, ou=ou, stage=stage, status=status, limit=max_results, after=after
         )
         if guard.filtered:
-            items = [
-                a for a in items if guard.can(uow, Action.DESCRIBE_ACCOUNT, _account_target(a.id))
-            ]
+            items = [a for a in items if guard.can(Action.DESCRIBE_ACCOUNT, _account_target(a.id))]
     return Page[Account](items=items, next_token=encode_token("accounts", last))
 
 
