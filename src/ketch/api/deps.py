@@ -48,6 +48,7 @@ class AppContext(Protocol):
     settings: KetchSettings
     uow: UnitOfWorkFactory
     authorizer: Authorizer
+    audit: audit.AuditTrail
 
 
 def get_context(request: Request) -> AppContext:
