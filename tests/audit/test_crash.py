@@ -49,6 +49,11 @@ CHILD = textwrap.dedent(
 )
 
 
+def _digests_written(home: Path) -> int:
+    """How many digest numbers have a file (its name starts with the number)."""
+    return len({path.name[:10] for path in (home / "audit" / "digests").glob("*.json")})
+
+
 def test_a_trail_killed_mid_burst_verifies_after_restart(tmp_path: Path, database_url: str) -> None:
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KETCH_")}
@@ -63,6 +68,11 @@ def test_a_trail_killed_mid_burst_verifies_after_restart(tmp_path: Path, databas
         assert child.stdout is not None
         assert child.stdout.readline().strip() == b"running", child.stderr
         time.sleep(1.5)
+        # Appenders starve the digest writer on a loaded machine: wait (bounded) until
+        # enough digests were written for the kill to have had chances to land badly.
+        deadline = time.monotonic() + 30
+        while _digests_written(home) <= 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)

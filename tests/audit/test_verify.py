@@ -17,6 +17,7 @@ from ketch import audit
 from ketch.audit.chain import record_hash
 from ketch.audit.tables import AuditEventRow
 from ketch.core.errors import InternalError
+from ketch.schemas.audit import AuditVerifyReport
 from ketch.server.context import Context, build_context
 from support.audit import ManualClock, entry, messages, record, tamper, verify, write_digest
 from support.settings import make_settings
@@ -64,42 +65,112 @@ def test_an_untouched_trail_verifies(ctx: Context, digests: list[audit.Digest]) 
     assert report.newest_digest_at == digests[1].time
 
 
-def test_one_changed_field_is_named(ctx: Context, digests: list[audit.Digest]) -> None:
-    tamper(ctx, "UPDATE audit_events SET principal = 'mallory' WHERE seq = 7")
+Described = tuple[str, int | None, int | None, int | None, str]
+
+
+def _described(report: AuditVerifyReport) -> list[Described]:
+    """Each finding as (kind, first_seq, last_seq, digest_id, message)."""
+    return [(f.kind, f.first_seq, f.last_seq, f.digest_id, f.message) for f in report.findings]
+
+
+CHANGED = "record_changed"
+MISSING = "record_missing"
+NEWEST_DELETED = "newest_records_deleted"
+SWAPPED = "records_swapped"
+
+
+@pytest.mark.parametrize(
+    ("statements", "expected"),
+    [
+        pytest.param(
+            ["UPDATE audit_events SET principal = 'mallory' WHERE seq = 7"],
+            [(CHANGED, 7, 7, None, "record 7: contents changed (hash mismatch)")],
+            id="one-changed-field",
+        ),
+        pytest.param(
+            [
+                "UPDATE audit_events SET principal = 'mallory' WHERE seq IN (12, 13, 14)",
+                "UPDATE audit_events SET account = 'fraud-prod' WHERE seq = 3",
+            ],
+            [
+                (CHANGED, 3, 3, None, "record 3: contents changed (hash mismatch)"),
+                (CHANGED, 12, 14, None, "records 12-14: contents changed (hash mismatch)"),
+            ],
+            id="changed-neighbours-as-a-range",
+        ),
+        pytest.param(
+            ["DELETE FROM audit_events WHERE seq = 7"],
+            [(MISSING, 7, 7, None, "record 7 missing (sequence gap)")],
+            id="deleted-middle-record",
+        ),
+        pytest.param(
+            [
+                "DELETE FROM audit_events WHERE seq = 7",
+                "DELETE FROM audit_events WHERE seq IN (14, 15)",
+            ],
+            [
+                (MISSING, 7, 7, None, "record 7 missing (sequence gap)"),
+                (MISSING, 14, 15, None, "records 14-15 missing (sequence gap)"),
+            ],
+            id="deleted-middle-records",
+        ),
+        pytest.param(
+            ["DELETE FROM audit_events WHERE seq > 17"],
+            [
+                (
+                    NEWEST_DELETED,
+                    18,
+                    25,
+                    None,
+                    "records 18-25 missing: newest records deleted (the audit head says 25 "
+                    "is the newest record, the newest present is 17)",
+                ),
+                (
+                    NEWEST_DELETED,
+                    18,
+                    20,
+                    2,
+                    "digest 2 covers records up to 20 but the newest record is 17: newest "
+                    "records deleted",
+                ),
+            ],
+            id="deleted-newest-records",
+        ),
+        pytest.param(
+            [
+                "UPDATE audit_events SET seq = -5 WHERE seq = 5",
+                "UPDATE audit_events SET seq = 5 WHERE seq = 6",
+                "UPDATE audit_events SET seq = 6 WHERE seq = -5",
+            ],
+            [(SWAPPED, 5, 6, None, "records 5 and 6 swapped (out of order)")],
+            id="two-swapped-records",
+        ),
+        pytest.param(
+            [
+                "UPDATE audit_events SET seq = -1 WHERE seq = 3",
+                "UPDATE audit_events SET seq = 3 WHERE seq = 23",
+                "UPDATE audit_events SET seq = 23 WHERE seq = -1",
+            ],
+            [(SWAPPED, 3, 23, None, "records 3 and 23 swapped (out of order)")],
+            id="far-apart-swapped-records",
+        ),
+        pytest.param(
+            ["UPDATE audit_digests SET last_seq = 9 WHERE id = 1"],
+            [("digest_changed", None, None, 1, "digest 1: signature invalid (changed)")],
+            id="changed-digest-row",
+        ),
+    ],
+)
+def test_tampering_is_found_and_named(
+    ctx: Context,
+    digests: list[audit.Digest],
+    statements: list[str],
+    expected: list[Described],
+) -> None:
+    tamper(ctx, *statements)
     report = verify(ctx)
     assert not report.ok
-    assert messages(report) == ["record 7: contents changed (hash mismatch)"]
-    assert (report.findings[0].kind, report.findings[0].first_seq) == ("record_changed", 7)
-
-
-def test_changed_neighbours_are_named_as_a_range(ctx: Context, digests: list[audit.Digest]) -> None:
-    tamper(ctx, "UPDATE audit_events SET principal = 'mallory' WHERE seq IN (12, 13, 14)")
-    tamper(ctx, "UPDATE audit_events SET account = 'fraud-prod' WHERE seq = 3")
-    assert messages(verify(ctx)) == [
-        "record 3: contents changed (hash mismatch)",
-        "records 12-14: contents changed (hash mismatch)",
-    ]
-
-
-def test_a_deleted_middle_record_is_named(ctx: Context, digests: list[audit.Digest]) -> None:
-    tamper(ctx, "DELETE FROM audit_events WHERE seq = 7")
-    assert messages(verify(ctx)) == ["record 7 missing (sequence gap)"]
-    tamper(ctx, "DELETE FROM audit_events WHERE seq IN (14, 15)")
-    assert messages(verify(ctx)) == [
-        "record 7 missing (sequence gap)",
-        "records 14-15 missing (sequence gap)",
-    ]
-
-
-def test_deleted_newest_records_are_named(ctx: Context, digests: list[audit.Digest]) -> None:
-    tamper(ctx, "DELETE FROM audit_events WHERE seq > 17")
-    report = verify(ctx)
-    assert messages(report) == [
-        "records 18-25 missing: newest records deleted (the audit head says 25 is the "
-        "newest record, the newest present is 17)",
-        "digest 2 covers records up to 20 but the newest record is 17: newest records deleted",
-    ]
-    assert {f.kind for f in report.findings} == {"newest_records_deleted"}
+    assert _described(report) == expected
 
 
 def test_deleted_newest_records_are_found_even_with_the_head_row_reset(
@@ -115,28 +186,6 @@ def test_deleted_newest_records_are_found_even_with_the_head_row_reset(
     assert messages(verify(ctx)) == [
         "digest 2 covers records up to 20 but the newest record is 17: newest records deleted"
     ]
-
-
-def test_two_swapped_records_are_named(ctx: Context, digests: list[audit.Digest]) -> None:
-    tamper(
-        ctx,
-        "UPDATE audit_events SET seq = -5 WHERE seq = 5",
-        "UPDATE audit_events SET seq = 5 WHERE seq = 6",
-        "UPDATE audit_events SET seq = 6 WHERE seq = -5",
-    )
-    report = verify(ctx)
-    assert messages(report) == ["records 5 and 6 swapped (out of order)"]
-    assert report.findings[0].kind == "records_swapped"
-
-
-def test_far_apart_swapped_records_are_named(ctx: Context, digests: list[audit.Digest]) -> None:
-    tamper(
-        ctx,
-        "UPDATE audit_events SET seq = -1 WHERE seq = 3",
-        "UPDATE audit_events SET seq = 3 WHERE seq = 23",
-        "UPDATE audit_events SET seq = 23 WHERE seq = -1",
-    )
-    assert messages(verify(ctx)) == ["records 3 and 23 swapped (out of order)"]
 
 
 def test_a_rewritten_record_with_a_recomputed_hash_breaks_the_chain(
@@ -191,13 +240,6 @@ def test_a_record_added_behind_ketchs_back_is_named(
         "record 26: inserted behind ketch's back (the audit head says 25 is the newest "
         "record ketch wrote)"
     ]
-
-
-def test_a_changed_digest_row_is_named(ctx: Context, digests: list[audit.Digest]) -> None:
-    tamper(ctx, "UPDATE audit_digests SET last_seq = 9 WHERE id = 1")
-    report = verify(ctx)
-    assert messages(report) == ["digest 1: signature invalid (changed)"]
-    assert report.findings[0].digest_id == 1
 
 
 def test_a_deleted_digest_row_is_named(ctx: Context, digests: list[audit.Digest]) -> None:

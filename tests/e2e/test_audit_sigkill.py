@@ -50,6 +50,10 @@ def _kill_mid_burst_then_verify(home: Path, database_url: str | None) -> None:
         for thread in threads:
             thread.start()
         time.sleep(2.5)
+        # On a loaded machine wait (bounded) until enough creates were acknowledged.
+        deadline = time.monotonic() + 20
+        while len(acked) <= 10 and time.monotonic() < deadline:
+            time.sleep(0.1)
         server.kill()
         for thread in threads:
             thread.join(timeout=30)

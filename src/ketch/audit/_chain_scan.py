@@ -82,19 +82,21 @@ def scan_chain(uow: UnitOfWork, wanted: Iterable[int]) -> ChainScan:
         seq = item.seq if isinstance(item, _Unreadable) else int(item["seq"])
         if seq < 1:
             message = f"record {seq}: inserted (sequence numbers start at 1)"
-            scan.findings.append(_finding(Kind.RECORD_INSERTED, seq, seq, message))
+            scan.findings.append(finding(Kind.RECORD_INSERTED, message, seq, seq))
             continue
         if seq > expected:
             scan.gaps.append((expected, seq - 1))
-            scan.findings.append(gap_finding(expected, seq - 1))
+            message = f"{subject(expected, seq - 1)} missing (sequence gap)"
+            scan.findings.append(finding(Kind.RECORD_MISSING, message, expected, seq - 1))
             previous_hash = None
         scan.count += 1
         scan.newest_seq, expected = seq, seq + 1
         if isinstance(item, _Unreadable):
-            message = f"record {seq}: unreadable, changed to a value its column cannot hold"
-            scan.findings.append(
-                _finding(Kind.RECORD_CHANGED, seq, seq, f"{message} ({item.error})")
+            message = (
+                f"record {seq}: unreadable, changed to a value its column cannot hold "
+                f"({item.error})"
             )
+            scan.findings.append(finding(Kind.RECORD_CHANGED, message, seq, seq))
             scan.newest_hash = previous_hash = None
             continue
         link_ok = None if previous_hash is None else item["prev_hash"] == previous_hash
@@ -221,7 +223,7 @@ def _findings(verdicts: dict[int, tuple[_Verdict, int | None]]) -> Iterator[Audi
         ):
             done |= {seq, other}
             message = f"records {seq} and {other} swapped (out of order)"
-            yield _finding(Kind.RECORDS_SWAPPED, seq, other, message)
+            yield finding(Kind.RECORDS_SWAPPED, message, seq, other)
             continue
         last = seq
         while _continues(verdicts, done, seq, last + 1):
@@ -247,10 +249,10 @@ def _continues(
 
 
 def _describe(verdict: _Verdict, first: int, last: int, other: int | None) -> AuditFinding:
-    subject = _subject(first, last)
+    named = subject(first, last)
     if verdict is _Verdict.CHANGED:
-        return _finding(
-            Kind.RECORD_CHANGED, first, last, f"{subject}: contents changed (hash mismatch)"
+        return finding(
+            Kind.RECORD_CHANGED, f"{named}: contents changed (hash mismatch)", first, last
         )
     if verdict is _Verdict.MOVED:
         assert other is not None
@@ -259,29 +261,35 @@ def _describe(verdict: _Verdict, first: int, last: int, other: int | None) -> Au
             if first == last
             else f"the records written as {other}-{other + last - first}"
         )
-        message = f"{subject}: out of order (holds {held}; chain broken)"
-        return _finding(Kind.RECORD_OUT_OF_ORDER, first, last, message)
+        message = f"{named}: out of order (holds {held}; chain broken)"
+        return finding(Kind.RECORD_OUT_OF_ORDER, message, first, last)
     if verdict is _Verdict.INSERTED:
-        message = f"{subject}: inserted (the record first written as {first} now sits at {other})"
-        return _finding(Kind.RECORD_INSERTED, first, last, message)
+        message = f"{named}: inserted (the record first written as {first} now sits at {other})"
+        return finding(Kind.RECORD_INSERTED, message, first, last)
     message = (
-        f"{subject}: chain broken (previous hash does not match record {first - 1}): "
+        f"{named}: chain broken (previous hash does not match record {first - 1}): "
         f"record {first - 1} was rewritten with a recomputed hash, or records were reordered"
     )
-    return _finding(Kind.CHAIN_BROKEN, first, last, message)
+    return finding(Kind.CHAIN_BROKEN, message, first, last)
 
 
-def gap_finding(first: int, last: int) -> AuditFinding:
-    return _finding(
-        Kind.RECORD_MISSING, first, last, f"{_subject(first, last)} missing (sequence gap)"
-    )
-
-
-def _subject(first: int, last: int) -> str:
+def subject(first: int, last: int) -> str:
+    """``record 7`` or ``records 7-9``: how every finding names its records."""
     return f"record {first}" if first == last else f"records {first}-{last}"
 
 
-def _finding(kind: Kind, first: int, last: int, message: str) -> AuditFinding:
+def finding(
+    kind: AuditFindingKind,
+    message: str,
+    first_seq: int | None = None,
+    last_seq: int | None = None,
+    *,
+    digest_id: int | None = None,
+) -> AuditFinding:
     return AuditFinding(
-        kind=kind.value, message=message, first_seq=min(first, last), last_seq=max(first, last)
+        kind=kind.value,
+        message=message,
+        first_seq=first_seq,
+        last_seq=last_seq,
+        digest_id=digest_id,
     )

@@ -20,7 +20,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,19 +56,10 @@ class Digest:
     signature: str
 
     def payload(self) -> bytes:
-        """The bytes that are hashed and signed: every field but the hash and signature."""
-        return canonical_json(
-            {
-                "version": DIGEST_VERSION,
-                "id": self.id,
-                "time": canonical_time(self.time),
-                "first_seq": self.first_seq,
-                "last_seq": self.last_seq,
-                "head_hash": self.head_hash,
-                "previous_digest_hash": self.previous_digest_hash,
-                "key_id": self.key_id,
-            }
-        )
+        """The bytes that are hashed and signed: the file's fields but the hash and signature."""
+        signed = self.to_json()
+        del signed["digest_hash"], signed["signature"]
+        return canonical_json(signed)
 
     @property
     def file_name(self) -> str:
@@ -102,17 +93,7 @@ class Digest:
 
     @classmethod
     def from_row(cls, row: AuditDigestRow) -> Digest:
-        return cls(
-            id=row.id,
-            time=row.time,
-            first_seq=row.first_seq,
-            last_seq=row.last_seq,
-            head_hash=row.head_hash,
-            previous_digest_hash=row.previous_digest_hash,
-            key_id=row.key_id,
-            digest_hash=row.digest_hash,
-            signature=row.signature,
-        )
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
 
 
 def newest_digest(uow: UnitOfWork) -> AuditDigestRow | None:

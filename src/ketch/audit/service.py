@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, select
 
 from ketch.audit.chain import record_hash
 from ketch.audit.tables import AuditEventRow, AuditHeadRow
@@ -34,19 +34,28 @@ Outcome = AuditOutcome
 
 MAX_DETAILS = 32
 _SECRET_KEY = re.compile(r"(?i)password|secret|token|credential|api[_-]?key|authorization")
-# Column widths of ``audit_events``: longer values are cut, never refused, so an
+_TEXT_FIELDS = (
+    "principal",
+    "principal_id",
+    "account",
+    "action",
+    "resource",
+    "request_id",
+    "source_ip",
+    "user_agent",
+    "error_code",
+)
+
+
+def _column_width(name: str) -> int:
+    column_type = AuditEventRow.__table__.c[name].type
+    assert isinstance(column_type, String) and column_type.length is not None
+    return column_type.length
+
+
+# Values longer than their ``audit_events`` column are cut, never refused, so an
 # oversized header cannot make the audited change fail.
-_LIMITS = {
-    "principal": 128,
-    "principal_id": 64,
-    "account": 64,
-    "action": 64,
-    "resource": 1024,
-    "request_id": 128,
-    "source_ip": 64,
-    "user_agent": 512,
-    "error_code": 64,
-}
+_LIMITS = {name: _column_width(name) for name in _TEXT_FIELDS}
 _DETAIL_KEY_LIMIT = 64
 _DETAIL_VALUE_LIMIT = 1024
 _POLICY_ID_LIMIT = 128
@@ -172,21 +181,4 @@ def _cursor(after: str) -> int:
 
 
 def _to_schema(row: AuditEventRow) -> AuditEvent:
-    return AuditEvent(
-        seq=row.seq,
-        time=row.time,
-        principal=row.principal,
-        principal_id=row.principal_id,
-        account=row.account,
-        action=row.action,
-        resource=row.resource,
-        request_id=row.request_id,
-        source_ip=row.source_ip,
-        user_agent=row.user_agent,
-        outcome=row.outcome,
-        error_code=row.error_code,
-        policy_ids=row.policy_ids,
-        details=row.details,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
+    return AuditEvent.model_validate(row, from_attributes=True)

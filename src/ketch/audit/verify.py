@@ -24,7 +24,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
-from ketch.audit._chain_scan import ChainScan, scan_chain
+from ketch.audit._chain_scan import ChainScan, finding, scan_chain, subject
 from ketch.audit.chain import GENESIS_HASH, sha256_hex
 from ketch.audit.digests import Digest, read_digest_files
 from ketch.audit.signing import key_id_of, signature_valid
@@ -82,7 +82,7 @@ def verify_trail(
     findings += _check_fresh(newest, now, max_digest_age)
     if len(findings) > MAX_FINDINGS:
         more = len(findings) - MAX_FINDINGS
-        findings = [*findings[:MAX_FINDINGS], _finding(Kind.TRUNCATED, f"... {more} more")]
+        findings = [*findings[:MAX_FINDINGS], finding(Kind.TRUNCATED, f"... {more} more")]
     report = AuditVerifyReport(
         ok=not findings,
         checked_at=now,
@@ -110,25 +110,23 @@ def _check(digest: Digest, public_key: Ed25519PublicKey) -> _Checked:
 def _check_head(uow: UnitOfWork, scan: ChainScan) -> list[AuditFinding]:
     head = uow.session.get(AuditHeadRow, 1)
     if head is None:
-        return [_finding(Kind.HEAD_MISMATCH, "the audit head row is missing (deleted)")]
+        return [finding(Kind.HEAD_MISMATCH, "the audit head row is missing (deleted)")]
     newest = scan.newest_seq
     if head.last_seq > newest:
-        subject = _records(newest + 1, head.last_seq)
         message = (
-            f"{subject} missing: newest records deleted (the audit head says "
-            f"{head.last_seq} is the newest record, the newest present is {newest})"
+            f"{subject(newest + 1, head.last_seq)} missing: newest records deleted (the audit "
+            f"head says {head.last_seq} is the newest record, the newest present is {newest})"
         )
-        return [_finding(Kind.NEWEST_RECORDS_DELETED, message, newest + 1, head.last_seq)]
+        return [finding(Kind.NEWEST_RECORDS_DELETED, message, newest + 1, head.last_seq)]
     if head.last_seq < newest:
-        subject = _records(head.last_seq + 1, newest)
         message = (
-            f"{subject}: inserted behind ketch's back (the audit head says "
-            f"{head.last_seq} is the newest record ketch wrote)"
+            f"{subject(head.last_seq + 1, newest)}: inserted behind ketch's back (the audit "
+            f"head says {head.last_seq} is the newest record ketch wrote)"
         )
-        return [_finding(Kind.RECORD_INSERTED, message, head.last_seq + 1, newest)]
+        return [finding(Kind.RECORD_INSERTED, message, head.last_seq + 1, newest)]
     if scan.newest_hash is not None and head.last_hash != scan.newest_hash:
         message = f"record {newest}: does not match the audit head's hash (replaced)"
-        return [_finding(Kind.HEAD_MISMATCH, message, newest, newest)]
+        return [finding(Kind.HEAD_MISMATCH, message, newest, newest)]
     return []
 
 
@@ -156,11 +154,11 @@ def _check_digest_rows(
 
 
 def _missing_digests(first: int, last: int, file_ids: dict[int, str]) -> AuditFinding:
-    subject = f"digest {first}" if first == last else f"digests {first}-{last}"
+    named = f"digest {first}" if first == last else f"digests {first}-{last}"
     kept = [name for digest_id, name in sorted(file_ids.items()) if first <= digest_id <= last]
     remains = f"; file {', '.join(kept)} remains" if kept else ""
-    message = f"{subject} missing from the database (gap in digest numbers{remains})"
-    return _finding(Kind.DIGEST_MISSING, message, digest_id=first)
+    message = f"{named} missing from the database (gap in digest numbers{remains})"
+    return finding(Kind.DIGEST_MISSING, message, digest_id=first)
 
 
 def _changed_digest(digest: Digest, public_key: Ed25519PublicKey) -> AuditFinding:
@@ -169,7 +167,7 @@ def _changed_digest(digest: Digest, public_key: Ed25519PublicKey) -> AuditFindin
     if digest.key_id != expected_key:
         other_key = f"; it names key {digest.key_id}, this server's key is {expected_key}"
     message = f"digest {digest.id}: signature invalid (changed{other_key})"
-    return _finding(Kind.DIGEST_CHANGED, message, digest_id=digest.id)
+    return finding(Kind.DIGEST_CHANGED, message, digest_id=digest.id)
 
 
 def _link_problems(checked: _Checked, previous: _Checked | None) -> list[AuditFinding]:
@@ -186,7 +184,7 @@ def _link_problems(checked: _Checked, previous: _Checked | None) -> list[AuditFi
             f"digest {digest.id}: chain broken (previous digest hash or first record does "
             f"not match digest {digest.id - 1})"
         )
-        return [_finding(Kind.DIGEST_CHAIN_BROKEN, message, digest_id=digest.id)]
+        return [finding(Kind.DIGEST_CHAIN_BROKEN, message, digest_id=digest.id)]
     return []
 
 
@@ -203,7 +201,7 @@ def _attestation_problems(
             f"record is {scan.newest_seq}: newest records deleted"
         )
         findings.append(
-            _finding(
+            finding(
                 Kind.NEWEST_RECORDS_DELETED,
                 message,
                 scan.newest_seq + 1,
@@ -225,7 +223,7 @@ def _attestation_problems(
             f"records up to {digest.last_seq} were rewritten{later}"
         )
         findings.append(
-            _finding(
+            finding(
                 Kind.DIGEST_MISMATCH, message, digest.last_seq, digest.last_seq, digest_id=digest.id
             )
         )
@@ -247,12 +245,12 @@ def _check_digest_files(
         if checked is None or not checked.valid:
             what = "not a readable digest" if checked is None else "signature invalid"
             message = f"digest file {path.name}: {what} (file changed)"
-            findings.append(_finding(Kind.DIGEST_FILE_CHANGED, message))
+            findings.append(finding(Kind.DIGEST_FILE_CHANGED, message))
             continue
         digest = checked.digest
         if path.name != digest.file_name:
             message = f"digest file {path.name}: holds digest {digest.file_name} (file renamed)"
-            findings.append(_finding(Kind.DIGEST_FILE_CHANGED, message, digest_id=digest.id))
+            findings.append(finding(Kind.DIGEST_FILE_CHANGED, message, digest_id=digest.id))
         row = row_by_id.get(digest.id)
         if row is not None and row.digest.digest_hash == digest.digest_hash:
             continue
@@ -262,7 +260,7 @@ def _check_digest_files(
                 f"digest {digest.id} missing from the database (its file {path.name} "
                 "remains): newest digests deleted"
             )
-            findings.append(_finding(Kind.DIGEST_MISSING, message, digest_id=digest.id))
+            findings.append(finding(Kind.DIGEST_MISSING, message, digest_id=digest.id))
     present = {path.name for path, _ in files}
     for checked in rows:
         if checked.valid and checked.digest.file_name not in present:
@@ -270,9 +268,7 @@ def _check_digest_files(
                 f"digest {checked.digest.id}: its file {checked.digest.file_name} is missing "
                 f"from {digest_dir}"
             )
-            findings.append(
-                _finding(Kind.DIGEST_FILE_MISSING, message, digest_id=checked.digest.id)
-            )
+            findings.append(finding(Kind.DIGEST_FILE_MISSING, message, digest_id=checked.digest.id))
     # A file superseded after a crash is harmless while what it signed still holds.
     findings += _attestation_problems(orphans, scan, "digest file of digest")
     return findings
@@ -281,14 +277,14 @@ def _check_digest_files(
 def _check_fresh(newest: Digest | None, now: datetime, limit: timedelta) -> list[AuditFinding]:
     if newest is None:
         message = "no valid digest has been written: the records are not signed (stale)"
-        return [_finding(Kind.STALE, message)]
+        return [finding(Kind.STALE, message)]
     age = now - newest.time
     if age > limit:
         message = (
             f"newest digest is {_duration(age)} old (limit {_duration(limit)}): stale "
             f"(digest {newest.id}, written {newest.time.isoformat(timespec='seconds')})"
         )
-        return [_finding(Kind.STALE, message, digest_id=newest.id)]
+        return [finding(Kind.STALE, message, digest_id=newest.id)]
     return []
 
 
@@ -299,24 +295,3 @@ def _duration(value: timedelta) -> str:
             whole, rest = divmod(seconds, size)
             return f"{whole}{unit}" + (f" {_duration(timedelta(seconds=rest))}" if rest else "")
     return f"{seconds}s"
-
-
-def _records(first: int, last: int) -> str:
-    return f"record {first}" if first == last else f"records {first}-{last}"
-
-
-def _finding(
-    kind: AuditFindingKind,
-    message: str,
-    first_seq: int | None = None,
-    last_seq: int | None = None,
-    *,
-    digest_id: int | None = None,
-) -> AuditFinding:
-    return AuditFinding(
-        kind=kind.value,
-        message=message,
-        first_seq=first_seq,
-        last_seq=last_seq,
-        digest_id=digest_id,
-    )

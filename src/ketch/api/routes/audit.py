@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Protocol
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime
 
 from ketch import audit
 from ketch.api import resources
-from ketch.api.deps import AppContext, Guard, authorize
+from ketch.api.deps import Guard, authorize
 from ketch.api.pagination import (
     DEFAULT_MAX_RESULTS,
     MaxResults,
@@ -27,17 +27,6 @@ TimeQuery = Annotated[
     AwareDatetime | None,
     Query(description="ISO 8601 with a zone, e.g. 2026-11-23T10:00:00Z."),
 ]
-
-
-class AuditAppContext(AppContext, Protocol):
-    """The context, with the audit trail's key and digest folder."""
-
-    audit: audit.AuditTrail
-
-
-def _audit_context(request: Request) -> AuditAppContext:
-    context: AuditAppContext = request.app.state.context
-    return context
 
 
 @router.get("/audit/events", summary="List audit records")
@@ -72,12 +61,13 @@ def list_audit_events(
 
 @router.post("/audit/verify", summary="Verify the audit trail")
 def verify_audit_trail(
-    _: Annotated[Guard, Depends(authorize(Action.VERIFY_AUDIT_TRAIL, resources.organization()))],
-    context: Annotated[AuditAppContext, Depends(_audit_context)],
+    guard: Annotated[
+        Guard, Depends(authorize(Action.VERIFY_AUDIT_TRAIL, resources.organization()))
+    ],
 ) -> AuditVerifyReport:
     """200 with ``ok: false`` and the findings when the trail was tampered with."""
-    trail = context.audit
-    with context.uow() as uow:
+    trail = guard.context.audit
+    with guard.context.uow() as uow:
         return audit.verify_trail(
             uow,
             trail.signer.public_key,

@@ -19,6 +19,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from ketch.cli._client import get_client, reported_errors
 from ketch.cli.output import OutputFormat, OutputOption, console, emit_json, emit_table, err_console
 from ketch.schemas.audit import AuditOutcome
+from ketch.schemas.common import MAX_PAGE_SIZE
+from ketch.sdk.resources.audit import AuditFilters
 
 app = typer.Typer(
     help="The audit trail: every change and every denial, hash-chained and signed.",
@@ -65,6 +67,28 @@ def _when(value: str | None, option: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.astimezone()
 
 
+def _filters(
+    account: str | None,
+    principal: str | None,
+    action: str | None,
+    outcome: AuditOutcome | None,
+    since: str | None,
+    until: str | None,
+    *,
+    newest_first: bool = False,
+) -> AuditFilters:
+    """The options ``ls`` and ``export`` share, as SDK filters."""
+    return AuditFilters(
+        account=account,
+        principal=principal,
+        action=action,
+        outcome=outcome,
+        start_time=_when(since, "--since"),
+        end_time=_when(until, "--until"),
+        newest_first=newest_first,
+    )
+
+
 @app.command("ls")
 def list_events(
     ctx: typer.Context,
@@ -78,18 +102,9 @@ def list_events(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """List audit records, newest first."""
-    start, end = _when(since, "--since"), _when(until, "--until")
+    filters = _filters(account, principal, action, outcome, since, until, newest_first=True)
     with reported_errors():
-        records = get_client(ctx).audit.iter_all(
-            account=account,
-            principal=principal,
-            action=action,
-            outcome=outcome,
-            start_time=start,
-            end_time=end,
-            newest_first=True,
-            page_size=min(limit, 1000),
-        )
+        records = get_client(ctx).audit.iter_all(**filters, page_size=min(limit, MAX_PAGE_SIZE))
         events = list(itertools.islice(records, limit))
     emit_table(events, COLUMNS, output, title="Audit records")
 
@@ -122,22 +137,14 @@ def export_events(
     until: UntilOption = None,
 ) -> None:
     """Write every matching record, oldest first, as JSON Lines (one record a line)."""
-    start, end = _when(since, "--since"), _when(until, "--until")
+    filters = _filters(account, principal, action, outcome, since, until)
     count = 0
     progress = Progress(
         SpinnerColumn(), TextColumn("exported {task.completed} records"), console=err_console
     )
     with reported_errors(), progress, _destination(file) as out:
         task = progress.add_task("export", total=None)
-        for event in get_client(ctx).audit.iter_all(
-            account=account,
-            principal=principal,
-            action=action,
-            outcome=outcome,
-            start_time=start,
-            end_time=end,
-            page_size=1000,
-        ):
+        for event in get_client(ctx).audit.iter_all(**filters, page_size=MAX_PAGE_SIZE):
             out.write(json.dumps(event.model_dump(mode="json"), ensure_ascii=False) + "\n")
             count += 1
             progress.update(task, completed=count)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from ketch.schemas.audit import AuditEvent, AuditEventFilter, AuditOutcome, AuditVerifyReport
 from ketch.schemas.common import Page
@@ -17,6 +17,21 @@ if TYPE_CHECKING:
 PREFIX = "/api/v1"
 
 
+class AuditFilters(TypedDict, total=False):
+    """Which records :meth:`Audit.list` and :meth:`Audit.iter_all` return.
+
+    Every given filter must match; times must carry a zone and select [start, end).
+    """
+
+    account: str | None
+    principal: str | None
+    action: str | None
+    outcome: AuditOutcome | str | None
+    start_time: datetime | None
+    end_time: datetime | None
+    newest_first: bool
+
+
 class Audit:
     """Every mutating call and every denial, hash-chained and signed by the server."""
 
@@ -26,58 +41,24 @@ class Audit:
     def list(
         self,
         *,
-        account: str | None = None,
-        principal: str | None = None,
-        action: str | None = None,
-        outcome: AuditOutcome | str | None = None,
-        start_time: datetime | None = None,
-        end_time: datetime | None = None,
-        newest_first: bool = False,
         max_results: int | None = None,
         next_token: str | None = None,
+        **filters: Unpack[AuditFilters],
     ) -> Page[AuditEvent]:
-        """One page of records; times must carry a zone and select [start, end)."""
-        filters = build(
-            AuditEventFilter,
-            account=account,
-            principal=principal,
-            action=action,
-            outcome=choice(AuditOutcome, outcome, field="outcome") if outcome else None,
-            start_time=start_time,
-            end_time=end_time,
-            newest_first=newest_first,
-        )
-        params: dict[str, Any] = filters.model_dump(mode="json", exclude_defaults=True)
+        """One page of records (see :class:`AuditFilters`)."""
+        outcome = filters.get("outcome")
+        filters["outcome"] = choice(AuditOutcome, outcome, field="outcome") if outcome else None
+        checked = build(AuditEventFilter, **filters)
+        params: dict[str, Any] = checked.model_dump(mode="json", exclude_defaults=True)
         params.update(max_results=max_results, next_token=next_token)
         response = self._client.request("GET", f"{PREFIX}/audit/events", params=params)
         return Page[AuditEvent].model_validate(response.json())
 
     def iter_all(
-        self,
-        *,
-        account: str | None = None,
-        principal: str | None = None,
-        action: str | None = None,
-        outcome: AuditOutcome | str | None = None,
-        start_time: datetime | None = None,
-        end_time: datetime | None = None,
-        newest_first: bool = False,
-        page_size: int | None = None,
+        self, *, page_size: int | None = None, **filters: Unpack[AuditFilters]
     ) -> Iterator[AuditEvent]:
         """Every matching record, fetching ``page_size`` per request."""
-        return iterate(
-            lambda token: self.list(
-                account=account,
-                principal=principal,
-                action=action,
-                outcome=outcome,
-                start_time=start_time,
-                end_time=end_time,
-                newest_first=newest_first,
-                max_results=page_size,
-                next_token=token,
-            )
-        )
+        return iterate(lambda token: self.list(max_results=page_size, next_token=token, **filters))
 
     def verify(self) -> AuditVerifyReport:
         """Have the server check the whole trail; ``report.ok`` is false on any finding."""
