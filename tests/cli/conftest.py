@@ -6,26 +6,20 @@ the Typer context object, exactly as ``ketch.cli._client.get_client`` expects.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
+from cli.results import Run
 from ketch import Client
 from ketch.cli.main import app
 
-Run = Callable[..., Result]
-
 
 @pytest.fixture(autouse=True)
-def ketch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh KETCH_HOME, so no test reads or writes the real ``~/.ketch``."""
-    home = tmp_path / "client-home"
-    monkeypatch.setenv("KETCH_HOME", str(home))
-    monkeypatch.delenv("KETCH_URL", raising=False)
-    monkeypatch.delenv("KETCH_TOKEN", raising=False)
-    return home
+def ketch_home(ketch_home: Path) -> Path:
+    """The shared :func:`ketch_home`, for every CLI test."""
+    return ketch_home
 
 
 @pytest.fixture

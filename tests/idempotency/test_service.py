@@ -21,38 +21,26 @@ BOB = "b" * 32
 OP = "CreateAccount"
 
 
-def _remember(
-    uow: UnitOfWorkFactory,
-    *,
-    principal: str = ALICE,
-    operation: str = OP,
-    token: str = "tok-1",
-    request_hash: str = "h1",
-    resource_id: str = "r1",
-) -> None:
+def _key(
+    *, principal: str = ALICE, operation: str = OP, token: str = "tok-1", request_hash: str = "h1"
+) -> dict[str, str]:
+    """The arguments naming one request: who, which operation, which token, which body."""
+    return {
+        "principal_id": principal,
+        "operation": operation,
+        "token": token,
+        "request_hash": request_hash,
+    }
+
+
+def _remember(uow: UnitOfWorkFactory, *, resource_id: str = "r1", **key: str) -> None:
     with uow(write=True) as u:
-        idempotency.remember(
-            u,
-            principal_id=principal,
-            operation=operation,
-            token=token,
-            request_hash=request_hash,
-            resource_id=resource_id,
-        )
+        idempotency.remember(u, resource_id=resource_id, **_key(**key))
 
 
-def _recall(
-    uow: UnitOfWorkFactory,
-    *,
-    principal: str = ALICE,
-    operation: str = OP,
-    token: str = "tok-1",
-    request_hash: str = "h1",
-) -> str | None:
+def _recall(uow: UnitOfWorkFactory, **key: str) -> str | None:
     with uow() as u:
-        return idempotency.recall(
-            u, principal_id=principal, operation=operation, token=token, request_hash=request_hash
-        )
+        return idempotency.recall(u, **_key(**key))
 
 
 # -- fingerprint ----------------------------------------------------------------------
@@ -143,9 +131,7 @@ def test_token_is_not_kept_when_the_unit_of_work_fails(uow: UnitOfWorkFactory) -
         pass
 
     with pytest.raises(Boom), uow(write=True) as u:
-        idempotency.remember(
-            u, principal_id=ALICE, operation=OP, token="tok-1", request_hash="h1", resource_id="r1"
-        )
+        idempotency.remember(u, resource_id="r1", **_key())
         raise Boom
     assert _recall(uow) is None
 
@@ -161,14 +147,15 @@ def test_longest_token_fits(uow: UnitOfWorkFactory) -> None:
 
 def _create_account_once(uow: UnitOfWorkFactory, data: AccountCreate) -> Account:
     assert data.client_token is not None
-    request_hash = idempotency.fingerprint(data.model_dump(mode="json"))
-    keys = {"principal_id": ALICE, "operation": OP, "token": data.client_token}
+    key = _key(
+        token=data.client_token, request_hash=idempotency.fingerprint(data.model_dump(mode="json"))
+    )
     with uow(write=True) as u:
-        existing = idempotency.recall(u, request_hash=request_hash, **keys)
+        existing = idempotency.recall(u, **key)
         if existing is not None:
             return org.get_account(u, existing)
         account = org.create_account(u, data)
-        idempotency.remember(u, request_hash=request_hash, resource_id=account.id, **keys)
+        idempotency.remember(u, resource_id=account.id, **key)
         return account
 
 

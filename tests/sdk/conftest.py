@@ -8,10 +8,6 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def ketch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh KETCH_HOME, so no test reads or writes the real ``~/.ketch``."""
-    home = tmp_path / "client-home"
-    monkeypatch.setenv("KETCH_HOME", str(home))
-    monkeypatch.delenv("KETCH_URL", raising=False)
-    monkeypatch.delenv("KETCH_TOKEN", raising=False)
-    return home
+def ketch_home(ketch_home: Path) -> Path:
+    """The shared :func:`ketch_home`, for every SDK test."""
+    return ketch_home

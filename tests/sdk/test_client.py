@@ -398,6 +398,7 @@ def test_an_unreachable_server_is_backend_unavailable_naming_the_url() -> None:
 
 
 def test_every_public_name_resolves_and_unknown_names_do_not() -> None:
+    assert {"Client", "KetchError", "NotFound"} <= set(ketch.__all__)
     for name in ketch.__all__:
         assert getattr(ketch, name) is not None
     assert issubclass(ketch.NotFound, ketch.KetchError)

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Engine, MetaData, String, inspect, text
 
 import ketch
 from ketch.store.base import Base
-from ketch.store.engine import create_engine_for_url
 from ketch.store.migrations import current_revision, head_revision, upgrade
 
 SRC = Path(ketch.__file__).parent
@@ -33,15 +30,6 @@ def full_metadata() -> MetaData:
     for module in _table_modules():
         importlib.import_module(module)
     return Base.metadata
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine_for_url(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _tables(engine: Engine) -> set[str]:
@@ -139,5 +127,6 @@ def test_concurrent_upgrades_both_succeed(engine: Engine) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
+        assert not thread.is_alive(), "an upgrade is still waiting after 30 s"
     assert failures == []
     assert current_revision(engine) == head_revision()

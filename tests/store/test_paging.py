@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import String, select
+from sqlalchemy import Engine, String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from ketch.store.engine import create_engine_for_url
 from ketch.store.paging import fetch_page
 
 
@@ -26,17 +25,13 @@ KEYS = [f"k{i:02d}" for i in range(10)]
 
 
 @pytest.fixture
-def session(database_url: str) -> Iterator[Session]:
-    engine = create_engine_for_url(database_url)
+def session(engine: Engine) -> Iterator[Session]:
     _Base.metadata.create_all(engine)
-    try:
-        with Session(engine) as session:
-            # Inserted out of order: the page order comes from the query.
-            session.add_all(Item(id=key) for key in reversed(KEYS))
-            session.commit()
-            yield session
-    finally:
-        engine.dispose()
+    with Session(engine) as session:
+        # Inserted out of order: the page order comes from the query.
+        session.add_all(Item(id=key) for key in reversed(KEYS))
+        session.commit()
+        yield session
 
 
 def _page(session: Session, limit: int, after: str | None = None) -> tuple[list[str], str | None]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -11,7 +11,6 @@ from sqlalchemy import Engine, Integer, String, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ketch.store.engine import create_engine_for_url
 from ketch.store.session import UnitOfWork, UnitOfWorkFactory
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -44,24 +43,18 @@ class Boom(Exception):
     pass
 
 
-def _engine(url: str, busy_timeout_ms: int = 10_000) -> Engine:
-    engine = create_engine_for_url(url, busy_timeout_ms=busy_timeout_ms)
+MakeEngine = Callable[..., Engine]
+
+
+def _with_tables(engine: Engine) -> Engine:
     _Base.metadata.create_all(engine)
     return engine
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = _engine(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
 def uow(engine: Engine) -> UnitOfWorkFactory:
-    factory = UnitOfWorkFactory(engine, FixedClock())
+    """Units of work on :func:`engine` (an empty database), holding notes 1 and 2."""
+    factory = UnitOfWorkFactory(_with_tables(engine), FixedClock())
     with factory(write=True) as unit:
         unit.session.add_all([Note(id=1, body="one"), Note(id=2, body="two")])
     return factory
@@ -126,51 +119,50 @@ def test_loaded_objects_stay_usable_after_the_unit_ends(uow: UnitOfWorkFactory) 
     assert note.body == "edited"  # not expired on commit, no reload from a closed session
 
 
-def test_sqlite_write_units_take_the_lock_up_front(sqlite_url: str) -> None:
-    engine = _engine(sqlite_url, busy_timeout_ms=50)
-    try:
-        uow = UnitOfWorkFactory(engine, FixedClock())
-        with uow(write=True) as first:
-            # The first statement, a read, begins the transaction and takes the lock...
-            assert first.session.get(Note, 1) is None
-            # ...so another writer's first statement waits (here 50 ms) and gives up,
-            with pytest.raises(OperationalError, match="locked"), uow(write=True) as second:
-                second.session.get(Note, 1)
-            assert _notes(uow) == {}  # while readers go on.
-            first.session.add(Note(id=1, body="one"))
-        assert _notes(uow) == {1: "one"}
-    finally:
-        engine.dispose()
+def test_sqlite_write_units_take_the_lock_up_front(
+    sqlite_url: str, make_engine: MakeEngine
+) -> None:
+    engine = _with_tables(make_engine(sqlite_url, busy_timeout_ms=50))
+    uow = UnitOfWorkFactory(engine, FixedClock())
+    with uow(write=True) as first:
+        # The first statement, a read, begins the transaction and takes the lock...
+        assert first.session.get(Note, 1) is None
+        # ...so another writer's first statement waits (here 50 ms) and gives up,
+        with pytest.raises(OperationalError, match="locked"), uow(write=True) as second:
+            second.session.get(Note, 1)
+        assert _notes(uow) == {}  # while readers go on.
+        first.session.add(Note(id=1, body="one"))
+    assert _notes(uow) == {1: "one"}
 
 
-def test_sqlite_concurrent_writers_wait_instead_of_failing(sqlite_url: str) -> None:
+def test_sqlite_concurrent_writers_wait_instead_of_failing(
+    sqlite_url: str, make_engine: MakeEngine
+) -> None:
     """Read-modify-write units on many threads: no "database is locked", no lost update."""
-    engine = _engine(sqlite_url, busy_timeout_ms=10_000)
-    try:
-        uow = UnitOfWorkFactory(engine, FixedClock())
-        with uow(write=True) as unit:
-            unit.session.add(Counter(id=1, value=0))
-        threads, rounds = 4, 15
-        failures: list[BaseException] = []
-        barrier = threading.Barrier(threads)
+    engine = _with_tables(make_engine(sqlite_url, busy_timeout_ms=10_000))
+    uow = UnitOfWorkFactory(engine, FixedClock())
+    with uow(write=True) as unit:
+        unit.session.add(Counter(id=1, value=0))
+    threads, rounds = 4, 15
+    failures: list[BaseException] = []
+    barrier = threading.Barrier(threads)
 
-        def work() -> None:
-            barrier.wait()
-            try:
-                for _ in range(rounds):
-                    with uow(write=True) as unit:
-                        counter = unit.session.get_one(Counter, 1)
-                        counter.value += 1
-            except BaseException as exc:  # reported below
-                failures.append(exc)
+    def work() -> None:
+        barrier.wait()
+        try:
+            for _ in range(rounds):
+                with uow(write=True) as unit:
+                    counter = unit.session.get_one(Counter, 1)
+                    counter.value += 1
+        except BaseException as exc:  # reported below
+            failures.append(exc)
 
-        workers = [threading.Thread(target=work) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(timeout=60)
-        assert failures == []
-        with uow() as unit:
-            assert unit.session.get_one(Counter, 1).value == threads * rounds
-    finally:
-        engine.dispose()
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "a writer is still waiting after 60 s"
+    assert failures == []
+    with uow() as unit:
+        assert unit.session.get_one(Counter, 1).value == threads * rounds

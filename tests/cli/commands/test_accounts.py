@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from typing import Any
-
-from typer.testing import Result
-
 import ketch
-
-Run = Callable[..., Result]
-
-
-def _json(result: Result) -> Any:
-    """The command succeeded and wrote one JSON document on stdout and nothing else."""
-    assert result.exit_code == 0, result.output
-    assert result.stderr == ""
-    return json.loads(result.stdout)
-
-
-def _failed(result: Result, *fragments: str) -> str:
-    """The command failed with ``Error: ...`` on stderr naming ``fragments``, stdout empty."""
-    assert result.exit_code == 1, result.output
-    assert result.stdout == ""
-    assert result.stderr.startswith("Error: ")
-    for fragment in fragments:
-        assert fragment in result.stderr
-    return result.stderr
+from cli.results import Run, failed, json_output
 
 
 def test_create_needs_create_ous_for_a_missing_ou(run: Run, client: ketch.Client) -> None:
     refused = run("accounts", "create", "fraud-dev", "--ou", "teams/fraud", "--stage", "dev")
 
-    _failed(refused, "OU 'teams' does not exist", "--create-ous", "[NotFound, request req-")
+    failed(refused, "OU 'teams' does not exist", "--create-ous", "[NotFound, request req-")
     assert client.accounts.list().items == []
 
     created = run(
@@ -50,7 +26,7 @@ def test_create_needs_create_ous_for_a_missing_ou(run: Run, client: ketch.Client
 
 
 def test_create_with_name_tags_and_json_output(run: Run) -> None:
-    account = _json(
+    account = json_output(
         run(
             "accounts", "create", "risk-prod", "--stage", "prod",
             "--display-name", "Risk (prod)", "--tag", "team=risk", "--tag", "cost=42",
@@ -72,7 +48,7 @@ def test_a_malformed_tag_is_a_usage_error(run: Run, client: ketch.Client) -> Non
 
 def test_an_invalid_id_is_a_clear_error_not_a_traceback(run: Run) -> None:
     result = run("accounts", "create", "Bad_ID", "--stage", "dev")
-    _failed(result, "id: account id 'Bad_ID' is invalid", "[ValidationError]")
+    failed(result, "id: account id 'Bad_ID' is invalid", "[ValidationError]")
     assert "Traceback" not in result.output
 
 
@@ -85,7 +61,7 @@ def test_an_unknown_stage_is_a_usage_error(run: Run) -> None:
 def test_a_duplicate_account_is_the_servers_conflict(run: Run, client: ketch.Client) -> None:
     client.accounts.create("fraud-dev", stage="dev")
     result = run("accounts", "create", "fraud-dev", "--stage", "prod", "--output", "json")
-    _failed(result, "account 'fraud-dev' already exists", "[Conflict")
+    failed(result, "account 'fraud-dev' already exists", "[Conflict")
     assert client.accounts.get("fraud-dev").stage == "dev"
 
 
@@ -103,7 +79,7 @@ def test_ls_is_a_table_or_json_and_filters(run: Run, client: ketch.Client) -> No
     assert "tier=1" in table.stdout
 
     def ids(*options: str) -> list[str]:
-        return [a["id"] for a in _json(run("accounts", "ls", "--output", "json", *options))]
+        return [a["id"] for a in json_output(run("accounts", "ls", "--output", "json", *options))]
 
     assert ids() == ["fraud-dev", "fraud-prod", "risk-dev"]
     assert ids("--ou", "teams/fraud") == ["fraud-dev", "fraud-prod"]
@@ -113,7 +89,7 @@ def test_ls_is_a_table_or_json_and_filters(run: Run, client: ketch.Client) -> No
 
 
 def test_ls_of_a_missing_ou_is_an_error(run: Run) -> None:
-    _failed(run("accounts", "ls", "--ou", "nowhere"), "OU 'nowhere' does not exist")
+    failed(run("accounts", "ls", "--ou", "nowhere"), "OU 'nowhere' does not exist")
 
 
 def test_show_describes_one_account(run: Run, client: ketch.Client) -> None:
@@ -123,18 +99,16 @@ def test_show_describes_one_account(run: Run, client: ketch.Client) -> None:
     assert table.exit_code == 0, table.output
     assert "krn:ketch::account/fraud-dev" in table.stdout
     assert "Fraud dev" in table.stdout
-    assert _json(run("accounts", "show", "fraud-dev", "-o", "json")) == client.accounts.get(
+    assert json_output(run("accounts", "show", "fraud-dev", "-o", "json")) == client.accounts.get(
         "fraud-dev"
     ).model_dump(mode="json")
-    _failed(
-        run("accounts", "show", "nope-acct", "-o", "json"), "account 'nope-acct' does not exist"
-    )
+    failed(run("accounts", "show", "nope-acct", "-o", "json"), "account 'nope-acct' does not exist")
 
 
 def test_update_changes_name_stage_and_tags(run: Run, client: ketch.Client) -> None:
     client.accounts.create("fraud-dev", stage="dev", tags={"team": "fraud"})
 
-    only_name = _json(
+    only_name = json_output(
         run("accounts", "update", "fraud-dev", "--display-name", "Fraud", "-o", "json")
     )
     assert (only_name["display_name"], only_name["tags"]) == ("Fraud", {"team": "fraud"})
@@ -149,18 +123,18 @@ def test_update_changes_name_stage_and_tags(run: Run, client: ketch.Client) -> N
         {"cost": "7"},
     )
 
-    _failed(run("accounts", "update", "nope-acct", "--stage", "dev"), "does not exist")
+    failed(run("accounts", "update", "nope-acct", "--stage", "dev"), "does not exist")
 
 
 def test_move_changes_the_ou(run: Run, client: ketch.Client) -> None:
     client.accounts.create("fraud-dev", stage="dev", ou="teams/fraud", create_missing_ous=True)
     client.ous.create("risk", parent="teams")
 
-    moved = _json(run("accounts", "move", "fraud-dev", "--ou", "teams/risk", "-o", "json"))
+    moved = json_output(run("accounts", "move", "fraud-dev", "--ou", "teams/risk", "-o", "json"))
 
     assert moved["ou_path"] == "teams/risk"
     assert client.accounts.get("fraud-dev").ou_path == "teams/risk"
-    _failed(run("accounts", "move", "fraud-dev", "--ou", "teams/nowhere"), "does not exist")
+    failed(run("accounts", "move", "fraud-dev", "--ou", "teams/nowhere"), "does not exist")
     assert client.accounts.get("fraud-dev").ou_path == "teams/risk"
 
 
@@ -180,7 +154,7 @@ def test_close_asks_first_unless_yes(run: Run, client: ketch.Client) -> None:
 def test_close_with_yes_does_not_prompt(run: Run, client: ketch.Client) -> None:
     client.accounts.create("fraud-dev", stage="dev")
 
-    closed = _json(run("accounts", "close", "fraud-dev", "--yes", "--output", "json"))
+    closed = json_output(run("accounts", "close", "fraud-dev", "--yes", "--output", "json"))
 
     assert closed["status"] == "closed" and closed["closed_at"]
-    _failed(run("accounts", "close", "nope-acct", "-y"), "account 'nope-acct' does not exist")
+    failed(run("accounts", "close", "nope-acct", "-y"), "account 'nope-acct' does not exist")

@@ -2,29 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from typing import Any
-
-from typer.testing import Result
-
 import ketch
-
-Run = Callable[..., Result]
-
-
-def _json(result: Result) -> Any:
-    assert result.exit_code == 0, result.output
-    assert result.stderr == ""
-    return json.loads(result.stdout)
-
-
-def _failed(result: Result, *fragments: str) -> None:
-    assert result.exit_code == 1, result.output
-    assert result.stdout == ""
-    assert result.stderr.startswith("Error: ")
-    for fragment in fragments:
-        assert fragment in result.stderr
+from cli.results import Run, failed, json_output
 
 
 def test_ls_shows_the_tree_sorted_by_path(run: Run, client: ketch.Client) -> None:
@@ -37,15 +16,15 @@ def test_ls_shows_the_tree_sorted_by_path(run: Run, client: ketch.Client) -> Non
     rows = [line for line in table.stdout.splitlines() if "│" in line]
     assert [row.split("│")[1].strip() for row in rows] == ["", "platform", "teams", "teams/fraud"]
 
-    listed = _json(run("ous", "ls", "--output", "json"))
+    listed = json_output(run("ous", "ls", "--output", "json"))
     assert [ou["path"] for ou in listed] == ["", "platform", "teams", "teams/fraud"]
-    children = _json(run("ous", "ls", "--parent", "teams", "-o", "json"))
+    children = json_output(run("ous", "ls", "--parent", "teams", "-o", "json"))
     assert [ou["path"] for ou in children] == ["teams/fraud"]
-    _failed(run("ous", "ls", "--parent", "nowhere"), "OU 'nowhere' does not exist")
+    failed(run("ous", "ls", "--parent", "nowhere"), "OU 'nowhere' does not exist")
 
 
 def test_create_below_a_parent(run: Run, client: ketch.Client) -> None:
-    teams = _json(run("ous", "create", "teams", "-o", "json"))
+    teams = json_output(run("ous", "create", "teams", "-o", "json"))
     assert (teams["path"], teams["krn"]) == ("teams", "krn:ketch::ou/teams")
 
     table = run("ous", "create", "fraud", "--parent", "teams")
@@ -55,7 +34,7 @@ def test_create_below_a_parent(run: Run, client: ketch.Client) -> None:
 
 
 def test_create_with_missing_parents_needs_the_flag(run: Run, client: ketch.Client) -> None:
-    _failed(run("ous", "create", "fraud", "--parent", "teams/risk"), "OU 'teams' does not exist")
+    failed(run("ous", "create", "fraud", "--parent", "teams/risk"), "OU 'teams' does not exist")
     assert [ou.path for ou in client.ous.iter_all()] == [""]
 
     made = run("ous", "create", "fraud", "--parent", "teams/risk", "--create-missing-parents")
@@ -66,9 +45,9 @@ def test_create_with_missing_parents_needs_the_flag(run: Run, client: ketch.Clie
 
 def test_create_errors_come_from_the_server_or_the_sdk(run: Run, client: ketch.Client) -> None:
     client.ous.create("teams")
-    _failed(run("ous", "create", "teams"), "OU 'teams' already exists", "[Conflict")
+    failed(run("ous", "create", "teams"), "OU 'teams' already exists", "[Conflict")
     invalid = run("ous", "create", "bad name")
-    _failed(invalid, "name: OU name 'bad name' is invalid", "[ValidationError]")
+    failed(invalid, "name: OU name 'bad name' is invalid", "[ValidationError]")
     assert "Traceback" not in invalid.output
 
 
@@ -78,21 +57,22 @@ def test_show_by_path(run: Run, client: ketch.Client) -> None:
     table = run("ous", "show", "teams/fraud")
     assert table.exit_code == 0, table.output
     assert fraud.id in table.stdout and "krn:ketch::ou/teams/fraud" in table.stdout
-    assert _json(run("ous", "show", "teams/fraud", "-o", "json")) == fraud.model_dump(mode="json")
-    root = _json(run("ous", "show", "", "-o", "json"))
+    shown = json_output(run("ous", "show", "teams/fraud", "-o", "json"))
+    assert shown == fraud.model_dump(mode="json")
+    root = json_output(run("ous", "show", "", "-o", "json"))
     assert (root["path"], root["parent_id"]) == ("", None)
-    _failed(run("ous", "show", "teams/nope", "-o", "json"), "does not exist", "[NotFound")
+    failed(run("ous", "show", "teams/nope", "-o", "json"), "does not exist", "[NotFound")
 
 
 def test_rename_keeps_children_below(run: Run, client: ketch.Client) -> None:
     fraud = client.ous.create("fraud", parent="teams", create_missing_parents=True)
 
-    renamed = _json(run("ous", "rename", "teams", "groups", "-o", "json"))
+    renamed = json_output(run("ous", "rename", "teams", "groups", "-o", "json"))
 
     assert renamed["path"] == "groups"
     assert client.ous.get(fraud.id).path == "groups/fraud"
-    _failed(run("ous", "rename", "teams", "again"), "OU 'teams' does not exist")
-    _failed(run("ous", "rename", "", "top"), "root")
+    failed(run("ous", "rename", "teams", "again"), "OU 'teams' does not exist")
+    failed(run("ous", "rename", "", "top"), "root")
 
 
 def test_move_below_another_ou_and_back_to_the_root(run: Run, client: ketch.Client) -> None:
@@ -104,16 +84,16 @@ def test_move_below_another_ou_and_back_to_the_root(run: Run, client: ketch.Clie
     assert "labs/fraud" in moved.stdout
     assert client.ous.get(fraud.id).path == "labs/fraud"
 
-    to_root = _json(run("ous", "move", "labs/fraud", "", "-o", "json"))
+    to_root = json_output(run("ous", "move", "labs/fraud", "", "-o", "json"))
     assert to_root["path"] == "fraud"
-    _failed(run("ous", "move", "labs", "labs"), "below itself", "[ValidationError")
+    failed(run("ous", "move", "labs", "labs"), "below itself", "[ValidationError")
 
 
 def test_rm_deletes_only_empty_ous(run: Run, client: ketch.Client) -> None:
     client.accounts.create("fraud-dev", stage="dev", ou="teams/fraud", create_missing_ous=True)
 
-    _failed(run("ous", "rm", "teams"), "still has child OUs")
-    _failed(run("ous", "rm", "teams/fraud"), "still holds 1 account(s)")
+    failed(run("ous", "rm", "teams"), "still has child OUs")
+    failed(run("ous", "rm", "teams/fraud"), "still holds 1 account(s)")
     client.accounts.move("fraud-dev", ou="")
 
     removed = run("ous", "rm", "teams/fraud")
@@ -121,4 +101,4 @@ def test_rm_deletes_only_empty_ous(run: Run, client: ketch.Client) -> None:
     assert removed.exit_code == 0, removed.output
     assert "deleted OU teams/fraud" in removed.stdout
     assert sorted(ou.path for ou in client.ous.iter_all()) == ["", "teams"]
-    _failed(run("ous", "rm", "teams/fraud"), "does not exist")
+    failed(run("ous", "rm", "teams/fraud"), "does not exist")

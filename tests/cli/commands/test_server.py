@@ -27,6 +27,7 @@ def test_db_upgrade_then_init_then_init_again(tmp_path: Path) -> None:
     assert upgraded.exit_code == 0, upgraded.output
     assert "upgraded from empty" in upgraded.output
     again = runner.invoke(app, ["db", "upgrade"], env=_env(home))
+    assert again.exit_code == 0, again.output
     assert "already at revision" in again.output
 
     first = runner.invoke(app, ["init", "--org-name", "acme"], env=_env(home))
