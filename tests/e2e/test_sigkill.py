@@ -3,68 +3,24 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine, text
 
-from support.live import LiveServer
+from support.live import LiveServer, burst_then_kill
 
 pytestmark = pytest.mark.live
 
-WRITERS = 4
 BURST_SECONDS = 1.5
-
-
-def _burst(
-    server: LiveServer, token: str, acked: list[str], stop: threading.Event, writer: int
-) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=server.url, headers=headers, timeout=10) as http:
-        n = 0
-        while not stop.is_set() and n < 5000:
-            account_id = f"burst-{writer}-{n}"
-            n += 1
-            try:
-                response = http.post(
-                    "/api/v1/accounts", json={"id": account_id, "stage": "sandbox"}
-                )
-            except httpx.HTTPError:
-                return
-            if response.status_code == 201:
-                acked.append(account_id)
-
-
-def _run_burst_and_kill(server: LiveServer) -> list[str]:
-    token = server.admin_token()
-    acked: list[str] = []
-    stop = threading.Event()
-    threads = [
-        threading.Thread(target=_burst, args=(server, token, acked, stop, w))
-        for w in range(WRITERS)
-    ]
-    for thread in threads:
-        thread.start()
-    time.sleep(BURST_SECONDS)
-    # Each create recompiles policies on the next request; on a loaded machine wait
-    # (bounded) until enough creates were acknowledged to prove something.
-    deadline = time.monotonic() + 20
-    while len(acked) <= 10 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    server.kill()
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert len(acked) > 10, "the burst acknowledged too few creates to prove anything"
-    return acked
 
 
 def test_sigkill_on_sqlite(tmp_path: Path) -> None:
     server = LiveServer(home=tmp_path / "home").start()
     try:
-        acked = _run_burst_and_kill(server)
+        acked = burst_then_kill(server, seconds=BURST_SECONDS)
     finally:
         server.stop()
     db = sqlite3.connect(tmp_path / "home" / "ketch.db")
@@ -88,18 +44,14 @@ def test_sigkill_on_sqlite(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_sigkill_on_postgres(tmp_path: Path, postgres_url: str) -> None:
-    from sqlalchemy import create_engine, text
-
+def test_sigkill_on_postgres(
+    tmp_path: Path, postgres_url: str, make_engine: Callable[..., Engine]
+) -> None:
     server = LiveServer(home=tmp_path / "home", database_url=postgres_url).start()
     try:
-        acked = _run_burst_and_kill(server)
+        acked = burst_then_kill(server, seconds=BURST_SECONDS)
     finally:
         server.stop()
-    engine = create_engine(postgres_url)
-    try:
-        with engine.connect() as conn:
-            present = {row[0] for row in conn.execute(text("SELECT id FROM accounts"))}
-    finally:
-        engine.dispose()
+    with make_engine(postgres_url).connect() as conn:
+        present = {row[0] for row in conn.execute(text("SELECT id FROM accounts"))}
     assert set(acked) <= present

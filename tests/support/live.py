@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,3 +103,58 @@ class LiveServer:
             if path.exists()
             else ""
         )
+
+
+BURST_WRITERS = 4
+MIN_ACKNOWLEDGED = 10
+
+
+def _create_accounts(
+    server: LiveServer, token: str, prefix: str, acked: list[str], stop: threading.Event
+) -> None:
+    """Create sandbox accounts until stopped or the server is gone; record each 201."""
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    ) as http:
+        for n in range(5000):
+            if stop.is_set():
+                return
+            account_id = f"{prefix}-{n}"
+            try:
+                response = http.post(
+                    "/api/v1/accounts", json={"id": account_id, "stage": "sandbox"}
+                )
+            except httpx.HTTPError:
+                return
+            if response.status_code == 201:
+                acked.append(account_id)
+
+
+def burst_then_kill(server: LiveServer, *, seconds: float, prefix: str = "burst") -> list[str]:
+    """Create accounts from several writers for ``seconds``, then SIGKILL the server.
+
+    On a loaded machine it waits (at most 20 s more) until more than
+    ``MIN_ACKNOWLEDGED`` creates were acknowledged, so the kill lands mid-burst on enough
+    work to prove something. Returns the ids of the acknowledged creates.
+    """
+    token = server.admin_token()
+    acked: list[str] = []
+    stop = threading.Event()
+    writers = [
+        threading.Thread(
+            target=_create_accounts, args=(server, token, f"{prefix}-{w}", acked, stop)
+        )
+        for w in range(BURST_WRITERS)
+    ]
+    for writer in writers:
+        writer.start()
+    time.sleep(seconds)
+    deadline = time.monotonic() + 20
+    while len(acked) <= MIN_ACKNOWLEDGED and time.monotonic() < deadline:
+        time.sleep(0.1)
+    server.kill()
+    stop.set()
+    for writer in writers:
+        writer.join(timeout=30)
+    assert len(acked) > MIN_ACKNOWLEDGED, "the burst acknowledged too few creates to prove anything"
+    return acked

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from typer.testing import Result
 
 import ketch
+from cli.results import Run, json_output
 from ketch.schemas.audit import AuditOutcome
 from ketch.server.context import Context
 from support.audit import record, tamper, write_digest
-
-Run = Callable[..., Result]
 
 
 @pytest.fixture
@@ -26,17 +23,12 @@ def trail(context: Context, client: ketch.Client) -> Context:
     return context
 
 
-def _json(result: Result) -> object:
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
 def test_ls_shows_the_newest_records_first(trail: Context, run: Run) -> None:
     table = run("audit", "ls")
     assert table.exit_code == 0, table.output
     assert "Audit records" in table.stdout and "Action7" in table.stdout
     assert table.stdout.index("Action7") < table.stdout.index("Action0")
-    listed = _json(run("audit", "ls", "--output", "json", "--limit", "3"))
+    listed = json_output(run("audit", "ls", "--output", "json", "--limit", "3"))
     assert isinstance(listed, list)
     assert [e["action"] for e in listed] == ["Action7", "Action6", "Action5"]
 
@@ -53,7 +45,7 @@ def test_ls_shows_the_newest_records_first(trail: Context, run: Run) -> None:
     ],
 )
 def test_ls_filters(trail: Context, run: Run, options: list[str], expected: list[str]) -> None:
-    listed = _json(run("audit", "ls", "-o", "json", *options))
+    listed = json_output(run("audit", "ls", "-o", "json", *options))
     assert isinstance(listed, list)
     assert [e["action"] for e in listed] == expected
 
