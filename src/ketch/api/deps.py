@@ -16,13 +16,21 @@ import ipaddress
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, NoReturn, Protocol
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ketch import audit, iam
-from ketch.core.errors import Forbidden, KetchError, NotFound, Unauthenticated
+from ketch.core.errors import (
+    ErrorCode,
+    Forbidden,
+    InvalidInput,
+    KetchError,
+    NotFound,
+    Unauthenticated,
+)
 from ketch.core.logging import principal_var
 from ketch.core.settings import KetchSettings
 from ketch.iam import (
@@ -65,12 +73,20 @@ class Target:
 
     ``not_found`` is the message a missing resource of this kind gets; when set, a
     denial to a caller who cannot even see ``account`` answers 404 with it.
+    ``subject_is_caller`` and ``guardrail_governs_caller`` are what the resolver
+    learnt about self-escalation (they enter the Cedar context); ``instance_type`` is
+    the size a request asks for. ``audit_account`` names the account in the audit
+    record when it is not the one authorised (an account being created).
     """
 
     resource: ResourceRef
     account: str | None = None
     krn: str | None = None
     not_found: str | None = None
+    subject_is_caller: bool = False
+    guardrail_governs_caller: bool = False
+    instance_type: str | None = None
+    audit_account: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +97,7 @@ class Resolution:
     compiled: CompiledPolicies
     caller: Caller
     path: dict[str, str]
+    query: dict[str, str]
     body: Any
 
 
@@ -112,6 +129,38 @@ def client_address(request: Request, trusted_proxies: list[str]) -> str:
     return peer
 
 
+SIGN_IN_ACTION = "SignIn"
+"""The audit action of every sign-in attempt (password or single sign-on)."""
+
+
+def sign_in_entry(
+    request: Request,
+    context: AppContext,
+    *,
+    principal: str,
+    error_code: str | None,
+    method: str,
+) -> audit.AuditEntry:
+    """The audit record of a sign-in attempt, made before any caller is known.
+
+    ``principal`` is the name the attempt claimed; ``method`` says how (``password`` or
+    ``sso``). Nothing secret enters it.
+    """
+    return audit.AuditEntry(
+        principal=principal[:128],
+        principal_id=None,
+        account=None,
+        action=SIGN_IN_ACTION,
+        resource=None,
+        request_id=getattr(request.state, "request_id", None),
+        source_ip=client_address(request, context.settings.server.trusted_proxies),
+        user_agent=request.headers.get("user-agent", "")[:256] or None,
+        outcome=audit.Outcome.FAILED if error_code else audit.Outcome.SUCCESS,
+        error_code=error_code,
+        details={"method": method},
+    )
+
+
 @dataclass
 class Guard:
     """The outcome of authorisation, handed to the handler."""
@@ -131,7 +180,7 @@ class Guard:
         return audit.AuditEntry(
             principal=self.caller.name,
             principal_id=self.caller.user_id,
-            account=self.target.account,
+            account=self.target.audit_account or self.target.account,
             action=self.action.value,
             resource=self.target.krn,
             request_id=self.request_id,
@@ -160,6 +209,12 @@ class Guard:
         with self.context.uow(write=True) as uow:
             audit.record_event(uow, self.entry(audit.Outcome.FAILED, code))
 
+    def refuse(self, error: KetchError) -> NoReturn:
+        """Record the denial in its own transaction and raise ``error``."""
+        with self.context.uow(write=True) as uow:
+            audit.record_event(uow, self.entry(audit.Outcome.DENIED, error.code.value))
+        raise error
+
     def can(self, action: Action, target: Target) -> bool:
         """Whether the caller may ``action`` on ``target`` (for filtering lists)."""
         return decide(
@@ -170,6 +225,45 @@ class Guard:
             account=target.account,
             facts=self.request_facts,
         ).allowed
+
+
+JSON_MEDIA_TYPE = "application/json"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _transport_refusal(request: Request, settings: KetchSettings) -> KetchError | None:
+    """Why a request must be refused before its handler runs, if it must.
+
+    A browser on another site may send requests with the user's credentials; it always
+    names its ``Origin``, which must be the server's own (or ``server.public_url``).
+    Routes take JSON: a body of any other type is refused instead of being guessed at.
+    """
+    origin = request.headers.get("origin")
+    if origin is not None:
+        own = {_origin_of(str(request.base_url))}
+        if settings.server.public_url:
+            own.add(_origin_of(settings.server.public_url))
+        if origin.strip().lower() not in own:
+            return Forbidden(f"cross-origin requests are refused (Origin '{origin[:100]}')")
+    has_body = request.headers.get("content-length", "0") != "0" or (
+        "transfer-encoding" in request.headers
+    )
+    if request.method in _BODY_METHODS and has_body and _media_type(request) != JSON_MEDIA_TYPE:
+        shown = _media_type(request)[:100] or "none"
+        return InvalidInput(
+            f"request bodies must be {JSON_MEDIA_TYPE} (got content type '{shown}')",
+            code=ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        )
+    return None
 
 
 def _presented_token(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
@@ -200,23 +294,35 @@ def authorize(
     ) -> Guard:
         token = _presented_token(request, credentials)
         body = None
-        if request.headers.get("content-type", "").startswith("application/json"):
+        if _media_type(request) == JSON_MEDIA_TYPE:
             try:
                 body = await request.json()  # parsed once: Starlette caches it for FastAPI
             except ValueError:
                 body = None  # FastAPI answers the malformed body with 400 itself
-        facts = RequestFacts(
-            source_ip=client_address(request, context.settings.server.trusted_proxies)
-        )
         # Authentication, resolution and the decision share one read transaction.
         with context.uow() as uow:
             caller = iam.authenticate(uow, token)
             compiled = context.authorizer.compiled(uow)
-            target = resource(Resolution(uow, compiled, caller, dict(request.path_params), body))
+            target = resource(
+                Resolution(
+                    uow,
+                    compiled,
+                    caller,
+                    dict(request.path_params),
+                    dict(request.query_params),
+                    body,
+                )
+            )
         principal_var.set(caller.name)
         if caller.token_use_stale and caller.token_id:
             with context.uow(write=True) as uow:
                 iam.touch_token(uow, caller.token_id)
+        facts = RequestFacts(
+            source_ip=client_address(request, context.settings.server.trusted_proxies),
+            subject_is_caller=target.subject_is_caller,
+            guardrail_governs_caller=target.guardrail_governs_caller,
+            instance_type=target.instance_type,
+        )
         guard = Guard(
             context=context,
             compiled=compiled,
@@ -227,6 +333,9 @@ def authorize(
             request_id=getattr(request.state, "request_id", None),
             user_agent=request.headers.get("user-agent", "")[:256] or None,
         )
+        refusal = _transport_refusal(request, context.settings)
+        if refusal is not None:
+            guard.refuse(refusal)
         decision = decide(
             compiled, caller, action, target.resource, account=target.account, facts=facts
         )
@@ -243,9 +352,7 @@ def authorize(
             account = Target(ResourceRef("Account", target.account), account=target.account)
             if not guard.can(Action.DESCRIBE_ACCOUNT, account):
                 error = NotFound(target.not_found)
-        with context.uow(write=True) as uow:
-            audit.record_event(uow, guard.entry(audit.Outcome.DENIED, error.code.value))
-        raise error
+        guard.refuse(error)
 
     setattr(dependency, ACTION_ATTRIBUTE, action)
     dependency.__name__ = f"authorize_{action.value}"

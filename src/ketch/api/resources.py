@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ketch import iam
 from ketch.api.deps import Resolution, Resolver, Target
 from ketch.core.errors import NotFound
 from ketch.core.krn import krn
-from ketch.iam import ResourceRef
+from ketch.iam import ResourceRef, guardrail_governs, is_caller_or_own_group
 from ketch.org import OrgSnapshot
 
 
@@ -93,6 +94,7 @@ def new_account_from_body() -> Resolver:
         return Target(
             ResourceRef("Account", f"new:{account_id}", "OU", parent),
             krn=krn("", "account", account_id),
+            audit_account=account_id if account_id != "new" else None,
         )
 
     return resolve
@@ -101,5 +103,150 @@ def new_account_from_body() -> Resolver:
 def caller_self() -> Resolver:
     def resolve(r: Resolution) -> Target:
         return Target(ResourceRef("User", r.caller.name), krn=krn("", "user", r.caller.name))
+
+    return resolve
+
+
+# -- identity and access (organisation-level resources in the root OU) ---------------
+
+
+def _in_root(r: Resolution, entity_type: str, entity_id: str) -> ResourceRef:
+    return ResourceRef(entity_type, entity_id, "OU", r.compiled.facts.org.root_ou_id)
+
+
+def named(entity_type: str, krn_type: str, param: str = "name") -> Resolver:
+    """A user, group or permission set named in the path."""
+
+    def resolve(r: Resolution) -> Target:
+        name = r.path[param]
+        return Target(_in_root(r, entity_type, name), krn=krn("", krn_type, name))
+
+    return resolve
+
+
+def new_named(entity_type: str, krn_type: str) -> Resolver:
+    """A user, group or permission set about to be created (``name`` in the body)."""
+
+    def resolve(r: Resolution) -> Target:
+        name = _body_str(r.body, "name", "new")
+        return Target(_in_root(r, entity_type, f"new:{name}"), krn=krn("", krn_type, name))
+
+    return resolve
+
+
+def new_group_member(param: str = "name") -> Resolver:
+    """A group gaining the member named in the body: the caller adding itself escalates."""
+
+    def resolve(r: Resolution) -> Target:
+        group = r.path[param]
+        user = _body_str(r.body, "user")
+        return Target(
+            _in_root(r, "Group", group),
+            krn=krn("", "group", group),
+            subject_is_caller=is_caller_or_own_group(r.compiled, r.caller, "user", user),
+        )
+
+    return resolve
+
+
+def token_owner_from_query() -> Resolver:
+    """The user whose tokens are listed: ``?user=``, else the caller."""
+
+    def resolve(r: Resolution) -> Target:
+        user = r.query.get("user") or r.caller.name
+        return Target(_in_root(r, "User", user), krn=krn("", "user", user))
+
+    return resolve
+
+
+def token_from_path(param: str = "token_id") -> Resolver:
+    """A token, authorised as its stored owner (``RevokeToken`` acts on the owner)."""
+
+    def resolve(r: Resolution) -> Target:
+        owner = iam.token_owner(r.uow, r.path[param])
+        return Target(_in_root(r, "User", owner), krn=krn("", "user", owner))
+
+    return resolve
+
+
+def _assignment_target(r: Resolution, entity_id: str, target_type: str, target: str) -> Target:
+    """An assignment lives in what it targets: an account, or an OU (by path)."""
+    snapshot = r.compiled.facts.org
+    if target_type == "account":
+        message = f"account '{target}' does not exist"
+        if target not in snapshot.accounts:
+            raise NotFound(message)
+        return Target(
+            ResourceRef("Assignment", entity_id, "Account", target),
+            account=target,
+            krn=krn("", "assignment", entity_id.removeprefix("new:")),
+            not_found=message,
+        )
+    ou_id = snapshot.ou_ids_by_path.get(target.strip("/"))
+    if ou_id is None:
+        raise NotFound(f"OU '{target}' does not exist")
+    return Target(
+        ResourceRef("Assignment", entity_id, "OU", ou_id),
+        krn=krn("", "assignment", entity_id.removeprefix("new:")),
+    )
+
+
+def new_assignment_from_body() -> Resolver:
+    """An assignment about to be made; giving it to oneself (or one's group) escalates."""
+
+    def resolve(r: Resolution) -> Target:
+        target_type = _body_str(r.body, "target_type")
+        if target_type not in {"account", "ou"}:
+            # Malformed body: decide on the root; validation then answers 400.
+            return Target(_in_root(r, "Assignment", "new"))
+        target = _assignment_target(r, "new:assignment", target_type, _body_str(r.body, "target"))
+        principal_type = _body_str(r.body, "principal_type")
+        principal = _body_str(r.body, "principal")
+        return Target(
+            target.resource,
+            account=target.account,
+            krn=target.krn,
+            not_found=target.not_found,
+            subject_is_caller=is_caller_or_own_group(
+                r.compiled, r.caller, principal_type, principal
+            ),
+        )
+
+    return resolve
+
+
+def assignment_from_path(param: str = "assignment_id") -> Resolver:
+    def resolve(r: Resolution) -> Target:
+        assignment = iam.get_assignment(r.uow, r.path[param])
+        return _assignment_target(r, assignment.id, assignment.target_type, assignment.target)
+
+    return resolve
+
+
+def _guardrail_target(r: Resolution, entity_id: str, name: str, ou_path: str) -> Target:
+    ou_id = r.compiled.facts.org.ou_ids_by_path.get(ou_path.strip("/"))
+    if ou_id is None:
+        raise NotFound(f"OU '{ou_path}' does not exist")
+    return Target(
+        ResourceRef("Guardrail", entity_id, "OU", ou_id),
+        krn=krn("", "guardrail", name),
+        guardrail_governs_caller=guardrail_governs(r.compiled, r.caller, ou_id),
+    )
+
+
+def new_guardrail_from_body() -> Resolver:
+    """A guardrail about to be attached to an OU (``ou`` in the body; ``""`` is the root)."""
+
+    def resolve(r: Resolution) -> Target:
+        name = _body_str(r.body, "name", "new")
+        return _guardrail_target(r, f"new:{name}", name, _body_str(r.body, "ou"))
+
+    return resolve
+
+
+def guardrail_from_path(param: str = "name") -> Resolver:
+    def resolve(r: Resolution) -> Target:
+        guardrail = iam.get_guardrail(r.uow, r.path[param])
+        return _guardrail_target(r, guardrail.name, guardrail.name, guardrail.ou)
 
     return resolve

@@ -22,7 +22,13 @@ from ketch.iam.access import (
     update_permission_set,
 )
 from ketch.iam.actions import ACTION_SPECS, Action, ActionSpec
-from ketch.iam.authorizer import Authorizer, RequestFacts, decide
+from ketch.iam.authorizer import (
+    Authorizer,
+    RequestFacts,
+    decide,
+    guardrail_governs,
+    is_caller_or_own_group,
+)
 from ketch.iam.builtin import EXAMPLE_GUARDRAILS, INSTANCE_RANKS
 from ketch.iam.engine import CompiledPolicies, Decision, PolicySource, ResourceRef
 from ketch.iam.identity import (
@@ -50,6 +56,7 @@ from ketch.iam.identity import (
     user_id_of,
 )
 from ketch.iam.service import AdminBootstrap, bootstrap_admin, login, whoami
+from ketch.iam.simulator import simulate
 
 __all__ = [
     "ACTION_SPECS",
@@ -88,6 +95,8 @@ __all__ = [
     "get_network_policy",
     "get_permission_set",
     "get_user",
+    "guardrail_governs",
+    "is_caller_or_own_group",
     "issue_token",
     "list_assignments",
     "list_groups",
@@ -99,6 +108,7 @@ __all__ = [
     "remove_group_member",
     "revoke_token",
     "set_network_policy",
+    "simulate",
     "sync_sso_groups",
     "token_owner",
     "touch_token",

@@ -60,10 +60,27 @@ def get_network_policy(uow: UnitOfWork) -> NetworkPolicy:
     return NetworkPolicy(allowed_cidrs=settings_row(uow).allowed_cidrs)
 
 
-def set_network_policy(uow: UnitOfWork, allowed_cidrs: list[str] | None) -> NetworkPolicy:
-    """``None`` allows every source address; a list allows only those ranges."""
+def set_network_policy(
+    uow: UnitOfWork, allowed_cidrs: list[str] | None, *, caller_address: str | None = None
+) -> NetworkPolicy:
+    """``None`` allows every source address; a list allows only those ranges.
+
+    With ``caller_address``, a list that would shut out the caller making the change is
+    refused: an administrator must not lock the organisation out by a typo.
+    """
+    checked = _check_cidrs(allowed_cidrs)
+    if checked is not None and caller_address is not None:
+        try:
+            address = ipaddress.ip_address(caller_address)
+        except ValueError:
+            address = None
+        if address is None or not any(address in ipaddress.ip_network(c) for c in checked):
+            raise InvalidInput(
+                f"this allow-list would lock you out: your address {caller_address[:64]} "
+                "is in none of its ranges; include it"
+            )
     row = settings_row(uow)
-    row.allowed_cidrs = _check_cidrs(allowed_cidrs)
+    row.allowed_cidrs = checked
     bump_policy_epoch(uow)
     return NetworkPolicy(allowed_cidrs=row.allowed_cidrs)
 

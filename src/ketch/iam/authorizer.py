@@ -113,3 +113,49 @@ def request_context(
             facts.instance_type, max(INSTANCE_RANKS.values()) + 1
         )
     return context
+
+
+def _ou_chain(compiled: CompiledPolicies, ou_id: str) -> list[str]:
+    """``ou_id`` and its ancestors up to the root."""
+    ous = compiled.facts.org.ous
+    chain: list[str] = []
+    current: str | None = ou_id
+    while current is not None and current in ous:
+        chain.append(current)
+        current = ous[current].parent_id
+    return chain
+
+
+def is_caller_or_own_group(
+    compiled: CompiledPolicies, caller: Caller, principal_type: str, principal: str
+) -> bool:
+    """Whether an identity change names the caller itself or a group the caller is in."""
+    if principal_type == "user":
+        return principal == caller.name
+    return principal in compiled.facts.user_groups.get(caller.name, ())
+
+
+def guardrail_governs(compiled: CompiledPolicies, caller: Caller, ou_id: str) -> bool:
+    """Whether a guardrail on ``ou_id`` could constrain anything the caller is assigned.
+
+    True when one of the caller's assignments (direct or through a group) targets the
+    OU, an OU on its path to the root, or anything below it: changing that guardrail
+    would change the caller's own reach.
+    """
+    guarded = set(_ou_chain(compiled, ou_id))
+    groups = set(compiled.facts.user_groups.get(caller.name, ()))
+    for assignment in compiled.facts.assignments:
+        holder = (
+            assignment.principal_name == caller.name
+            if assignment.principal_type == "user"
+            else assignment.principal_name in groups
+        )
+        if not holder:
+            continue
+        if assignment.target_type == "account":
+            account = compiled.facts.org.accounts.get(assignment.target_id)
+            if account is not None and ou_id in _ou_chain(compiled, account.ou_id):
+                return True
+        elif assignment.target_id in guarded or ou_id in _ou_chain(compiled, assignment.target_id):
+            return True
+    return False

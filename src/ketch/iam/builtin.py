@@ -94,10 +94,14 @@ _GUARDRAIL_CHANGES = _actions(
     Action.CREATE_GUARDRAIL, Action.UPDATE_GUARDRAIL, Action.DELETE_GUARDRAIL
 )
 _WHO_AM_I = action_ref(Action.GET_CALLER_IDENTITY)
+_OWN_TOKENS = _actions(Action.CREATE_TOKEN, Action.LIST_TOKENS, Action.REVOKE_TOKEN)
 
 SYSTEM_POLICIES: dict[str, str] = {
     "system.caller-identity": (
         f"permit(principal, action == {_WHO_AM_I}, resource) when {{ resource == principal }};"
+    ),
+    "system.own-tokens": (
+        f"permit(principal, {_OWN_TOKENS}, resource) when {{ resource == principal }};"
     ),
     "system.read-only-token": (
         "forbid(principal, action, resource) when { context.token_read_only } "

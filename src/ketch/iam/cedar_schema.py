@@ -77,13 +77,15 @@ _ENTITY_DECLARATIONS = f"""
     entity Account in [OU] = {{ stage: String, status: String }};
     entity Group in [OU] = {{ name: String }};
     entity User in [Group, OU] = {{ name: String }};
-    entity PermissionSet, Assignment, Guardrail in [OU];
+    entity PermissionSet, Guardrail in [OU];
+    entity Assignment in [OU, Account];
     entity {", ".join(sorted(ACCOUNT_RESOURCE_TYPES))} in [Account];
     type RequestContext = {CONTEXT_TYPE};
 """
 
 
-def _resource_types(action: Action) -> list[str]:
+def resource_types(action: Action) -> list[str]:
+    """The Cedar entity types ``action`` may be asked of."""
     spec = ACTION_SPECS[action]
     types = {spec.resource_type}
     if action.value.startswith("List"):
@@ -111,7 +113,7 @@ def schema_text() -> str:
         lines.append(
             f'    action "{action.value}"{membership} appliesTo {{\n'
             f"        principal: [User],\n"
-            f"        resource: [{', '.join(_resource_types(action))}],\n"
+            f"        resource: [{', '.join(resource_types(action))}],\n"
             f"        context: RequestContext\n"
             f"    }};"
         )

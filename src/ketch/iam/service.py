@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from ketch.core.errors import Throttled
 from ketch.core.ids import new_secret
 from ketch.core.krn import validate_name
 from ketch.iam.access import create_assignment, ensure_builtin_permission_sets, list_assignments
@@ -63,25 +65,46 @@ def bootstrap_admin(uow: UnitOfWork, *, username: str, token_ttl: timedelta) -> 
     return AdminBootstrap(username=username, password=password, token=token)
 
 
+SignInRecorder = Callable[[UnitOfWork, str | None], None]
+"""Called in the sign-in's own transaction with ``None`` on success, else the error code."""
+
+
 def login(
-    uows: UnitOfWorkFactory, *, username: str, password: str, token_ttl: timedelta
+    uows: UnitOfWorkFactory,
+    *,
+    username: str,
+    password: str,
+    token_ttl: timedelta,
+    record: SignInRecorder | None = None,
 ) -> TokenIssued:
     """Exchange a username and password for a new API token.
 
     Unknown user, wrong password and disabled user give the same error; repeated
-    failures for one user name are throttled (429). A failure is counted in its own
-    transaction, since the request itself fails.
+    failures for one user name are throttled (429). A failure is counted (and passed to
+    ``record``) in its own transaction, since the request itself fails.
     """
-    with uows(write=True) as uow:
-        check_login_allowed(uow, username)
-        name = verify_login(uow, username=username, password=password)
-        if name is not None:
-            logger.info("user %s signed in", name)
-            return issue_token(uow, name, name="login", ttl=token_ttl)
+    try:
+        with uows(write=True) as uow:
+            check_login_allowed(uow, username)
+            name = verify_login(uow, username=username, password=password)
+            if name is not None:
+                logger.info("user %s signed in", name)
+                issued = issue_token(uow, name, name="login", ttl=token_ttl)
+                if record is not None:
+                    record(uow, None)
+                return issued
+    except Throttled as exc:
+        if record is not None:
+            with uows(write=True) as uow:
+                record(uow, exc.code.value)
+        raise
+    failure = login_failed()
     with uows(write=True) as uow:
         record_login_failure(uow, username)
+        if record is not None:
+            record(uow, failure.code.value)
     logger.info("sign-in failed")
-    raise login_failed()
+    raise failure
 
 
 def whoami(uow: UnitOfWork, caller: Caller, *, is_org_admin: bool) -> Whoami:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool
+from pydantic import Field, StrictBool, model_validator
+from pydantic_core import PydanticCustomError
 
 from ketch.schemas.common import ReadModel, WireModel
 
@@ -165,10 +166,26 @@ class Guardrail(ReadModel):
 
 
 class GuardrailCreate(WireModel):
+    """Exactly one of ``policy_text`` and ``example`` (a shipped guardrail, by name)."""
+
     name: Annotated[str, Field(min_length=1, max_length=63)]
-    policy_text: PolicyText
+    policy_text: PolicyText | None = None
+    example: Annotated[str, Field(min_length=1, max_length=63)] | None = None
     ou: Annotated[str, Field(max_length=512, description="OU path; '' is the root")] = ""
     description: Description = ""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GuardrailCreate:
+        if (self.policy_text is None) == (self.example is None):
+            raise PydanticCustomError(
+                "guardrail_source", "give exactly one of policy_text and example"
+            )
+        return self
+
+
+class GuardrailExample(ReadModel):
+    name: str
+    policy_text: str
 
 
 class GuardrailUpdate(WireModel):

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from ketch import iam, org
+from ketch import audit, iam, org
 from ketch.core.errors import Conflict
 from ketch.core.files import write_private_json
+from ketch.core.krn import krn
 from ketch.server.context import Context
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def bootstrap(
             return None
         organization = org.bootstrap_organization(uow, name=org_name)
         admin = iam.bootstrap_admin(uow, username=admin_username, token_ttl=ttl)
+        audit.record_event(uow, _bootstrap_entry(organization.name, admin.username))
         path = context.settings.home / ADMIN_FILE
         write_private_json(
             path,
@@ -58,6 +60,22 @@ def bootstrap(
         password=admin.password,
         token=admin.token.token,
         credentials_file=path,
+    )
+
+
+def _bootstrap_entry(organization: str, admin: str) -> audit.AuditEntry:
+    """The trail's first record: who the first admin is (no secret)."""
+    return audit.AuditEntry(
+        principal="system",
+        principal_id=None,
+        account=None,
+        action="BootstrapOrganization",
+        resource=krn("", "organization", organization),
+        request_id=None,
+        source_ip=None,
+        user_agent=None,
+        outcome=audit.Outcome.SUCCESS,
+        details={"admin": admin},
     )
 
 

@@ -39,9 +39,12 @@ def test_ls_shows_the_newest_records_first(trail: Context, run: Run) -> None:
         (["--account", "fraud-prod"], ["Action6", "Action5", "Action4"]),
         (["--principal", "carol", "--action", "Action2"], ["Action2"]),
         (["--outcome", "denied"], ["Action7"]),
-        (["--since", "1h"], [f"Action{n}" for n in range(7, -1, -1)]),
+        (["--since", "1h"], [*(f"Action{n}" for n in range(7, -1, -1)), "BootstrapOrganization"]),
         (["--until", "2000-01-01T00:00:00Z"], []),
-        (["--since", "2000-01-01T00:00:00"], [f"Action{n}" for n in range(7, -1, -1)]),
+        (
+            ["--since", "2000-01-01T00:00:00"],
+            [*(f"Action{n}" for n in range(7, -1, -1)), "BootstrapOrganization"],
+        ),
     ],
 )
 def test_ls_filters(trail: Context, run: Run, options: list[str], expected: list[str]) -> None:
@@ -62,9 +65,9 @@ def test_export_writes_every_record_as_json_lines(trail: Context, run: Run, tmp_
     out.parent.mkdir()
     result = run("audit", "export", "--file", str(out))
     assert result.exit_code == 0, result.output
-    assert "exported 8 audit records" in result.stderr
+    assert "exported 9 audit records" in result.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [e["seq"] for e in lines] == list(range(1, 9))
+    assert [e["seq"] for e in lines] == list(range(1, 10))  # the bootstrap record is first
     assert all(b["prev_hash"] == a["hash"] for a, b in pairwise(lines))
     assert [p.name for p in out.parent.iterdir()] == ["audit.jsonl"]
 
@@ -81,7 +84,7 @@ def test_verify_says_ok_or_names_every_finding(trail: Context, run: Run) -> None
     write_digest(trail)
     ok = run("audit", "verify")
     assert ok.exit_code == 0, ok.output
-    assert ok.stdout.startswith("OK: 8 records and 1 signed digests verified")
+    assert ok.stdout.startswith("OK: 9 records and 1 signed digests verified")
     tamper(trail, "DELETE FROM audit_events WHERE seq IN (3, 4)")
     tamper(trail, "UPDATE audit_events SET account = 'x' WHERE seq = 6")
     failed = run("audit", "verify")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
-from ketch import iam
+from ketch import audit, iam
 from ketch.api import resources
-from ketch.api.deps import ContextDep, Guard, authorize, public
+from ketch.api.deps import ContextDep, Guard, authorize, public, sign_in_entry
 from ketch.iam import Action
 from ketch.schemas.iam import LoginRequest, TokenIssued, Whoami
+from ketch.store.session import UnitOfWork
 
 router = APIRouter(tags=["identity"])
 
@@ -19,9 +20,23 @@ router = APIRouter(tags=["identity"])
 @router.post(
     "/auth/login", dependencies=[Depends(public)], summary="Exchange a password for a token"
 )
-def login(body: LoginRequest, context: ContextDep) -> TokenIssued:
+def login(body: LoginRequest, request: Request, context: ContextDep) -> TokenIssued:
+    """Every attempt, failed or not, is on the audit trail (never the password)."""
+
+    def record(uow: UnitOfWork, error_code: str | None) -> None:
+        entry = sign_in_entry(
+            request, context, principal=body.username, error_code=error_code, method="password"
+        )
+        audit.record_event(uow, entry)
+
     ttl = timedelta(days=context.settings.auth.token_ttl_days)
-    return iam.login(context.uow, username=body.username, password=body.password, token_ttl=ttl)
+    return iam.login(
+        context.uow,
+        username=body.username,
+        password=body.password,
+        token_ttl=ttl,
+        record=record,
+    )
 
 
 @router.get("/whoami", summary="Who the caller is, its groups and what it may reach")
