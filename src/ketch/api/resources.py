@@ -14,7 +14,14 @@ from ketch import iam
 from ketch.api.deps import Resolution, Resolver, Target
 from ketch.core.errors import NotFound
 from ketch.core.krn import krn
-from ketch.iam import ResourceRef, guardrail_governs, is_caller_or_own_group
+from ketch.iam import (
+    CompiledPolicies,
+    ResourceRef,
+    assignment_resource,
+    guardrail_governs,
+    is_caller_or_own_group,
+    ou_id_of,
+)
 from ketch.org import OrgSnapshot
 
 
@@ -169,25 +176,16 @@ def token_from_path(param: str = "token_id") -> Resolver:
     return resolve
 
 
-def _assignment_target(r: Resolution, entity_id: str, target_type: str, target: str) -> Target:
+def assignment_target(
+    compiled: CompiledPolicies, entity_id: str, target_type: str, target: str
+) -> Target:
     """An assignment lives in what it targets: an account, or an OU (by path)."""
-    snapshot = r.compiled.facts.org
-    if target_type == "account":
-        message = f"account '{target}' does not exist"
-        if target not in snapshot.accounts:
-            raise NotFound(message)
-        return Target(
-            ResourceRef("Assignment", entity_id, "Account", target),
-            account=target,
-            krn=krn("", "assignment", entity_id.removeprefix("new:")),
-            not_found=message,
-        )
-    ou_id = snapshot.ou_ids_by_path.get(target.strip("/"))
-    if ou_id is None:
-        raise NotFound(f"OU '{target}' does not exist")
+    resource, account = assignment_resource(compiled, entity_id, target_type, target)
     return Target(
-        ResourceRef("Assignment", entity_id, "OU", ou_id),
+        resource,
+        account=account,
         krn=krn("", "assignment", entity_id.removeprefix("new:")),
+        not_found=f"account '{account}' does not exist" if account else None,
     )
 
 
@@ -199,7 +197,9 @@ def new_assignment_from_body() -> Resolver:
         if target_type not in {"account", "ou"}:
             # Malformed body: decide on the root; validation then answers 400.
             return Target(_in_root(r, "Assignment", "new"))
-        target = _assignment_target(r, "new:assignment", target_type, _body_str(r.body, "target"))
+        target = assignment_target(
+            r.compiled, "new:assignment", target_type, _body_str(r.body, "target")
+        )
         principal_type = _body_str(r.body, "principal_type")
         principal = _body_str(r.body, "principal")
         return Target(
@@ -218,15 +218,15 @@ def new_assignment_from_body() -> Resolver:
 def assignment_from_path(param: str = "assignment_id") -> Resolver:
     def resolve(r: Resolution) -> Target:
         assignment = iam.get_assignment(r.uow, r.path[param])
-        return _assignment_target(r, assignment.id, assignment.target_type, assignment.target)
+        return assignment_target(
+            r.compiled, assignment.id, assignment.target_type, assignment.target
+        )
 
     return resolve
 
 
 def _guardrail_target(r: Resolution, entity_id: str, name: str, ou_path: str) -> Target:
-    ou_id = r.compiled.facts.org.ou_ids_by_path.get(ou_path.strip("/"))
-    if ou_id is None:
-        raise NotFound(f"OU '{ou_path}' does not exist")
+    ou_id = ou_id_of(r.compiled, ou_path)
     return Target(
         ResourceRef("Guardrail", entity_id, "OU", ou_id),
         krn=krn("", "guardrail", name),

@@ -25,9 +25,11 @@ from ketch.iam.actions import ACTION_SPECS, Action, ActionSpec
 from ketch.iam.authorizer import (
     Authorizer,
     RequestFacts,
+    assignment_resource,
     decide,
     guardrail_governs,
     is_caller_or_own_group,
+    ou_id_of,
 )
 from ketch.iam.builtin import EXAMPLE_GUARDRAILS, INSTANCE_RANKS
 from ketch.iam.engine import CompiledPolicies, Decision, PolicySource, ResourceRef
@@ -73,6 +75,7 @@ __all__ = [
     "RequestFacts",
     "ResourceRef",
     "add_group_member",
+    "assignment_resource",
     "authenticate",
     "bootstrap_admin",
     "create_assignment",
@@ -105,6 +108,7 @@ __all__ = [
     "list_tokens",
     "list_users",
     "login",
+    "ou_id_of",
     "remove_group_member",
     "revoke_token",
     "set_network_policy",

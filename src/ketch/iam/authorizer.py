@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from ketch.core.errors import NotFound
 from ketch.iam.access import current_version, load_access_facts
 from ketch.iam.actions import Action
 from ketch.iam.builtin import INSTANCE_RANKS
@@ -159,3 +160,26 @@ def guardrail_governs(compiled: CompiledPolicies, caller: Caller, ou_id: str) ->
         elif assignment.target_id in guarded or ou_id in _ou_chain(compiled, assignment.target_id):
             return True
     return False
+
+
+def assignment_resource(
+    compiled: CompiledPolicies, entity_id: str, target_type: str, target: str
+) -> tuple[ResourceRef, str | None]:
+    """Where an assignment lives (in what it targets) and the account that owns it.
+
+    ``target`` is an account id, or an OU path; :class:`NotFound` if it does not exist.
+    """
+    org = compiled.facts.org
+    if target_type == "account":
+        if target not in org.accounts:
+            raise NotFound(f"account '{target}' does not exist")
+        return ResourceRef("Assignment", entity_id, "Account", target), target
+    return ResourceRef("Assignment", entity_id, "OU", ou_id_of(compiled, target)), None
+
+
+def ou_id_of(compiled: CompiledPolicies, path: str) -> str:
+    """The id of the OU at ``path`` (``""`` is the root); :class:`NotFound` if none."""
+    ou_id = compiled.facts.org.ou_ids_by_path.get(path.strip("/"))
+    if ou_id is None:
+        raise NotFound(f"OU '{path}' does not exist")
+    return ou_id

@@ -16,7 +16,7 @@ from ketch.core.errors import InvalidInput, NotFound
 from ketch.core.krn import Krn
 from ketch.iam.access import get_assignment, get_guardrail
 from ketch.iam.actions import ACCOUNT_RESOURCE_TYPES, Action
-from ketch.iam.authorizer import RequestFacts, decide
+from ketch.iam.authorizer import RequestFacts, assignment_resource, decide, ou_id_of
 from ketch.iam.cedar_schema import resource_types
 from ketch.iam.engine import CompiledPolicies, Decision, ResourceRef
 from ketch.iam.identity import Caller, user_id_of
@@ -74,24 +74,21 @@ def _resource_of(
     if kind == "organization":
         return ResourceRef("Organization", org.organization_id), None
     if kind == "ou":
-        ou_id = org.ou_ids_by_path.get("" if parsed.name == "root" else parsed.name)
-        if ou_id is None:
-            raise NotFound(f"OU '{parsed.name}' does not exist")
-        return ResourceRef("OU", ou_id), None
+        return ResourceRef(
+            "OU", ou_id_of(compiled, "" if parsed.name == "root" else parsed.name)
+        ), None
     if kind == "account":
         if parsed.name not in org.accounts:
             raise NotFound(f"account '{parsed.name}' does not exist")
         return ResourceRef("Account", parsed.name), parsed.name
     if kind == "guardrail":
-        ou_path = get_guardrail(uow, parsed.name).ou
-        return ResourceRef("Guardrail", parsed.name, "OU", org.ou_ids_by_path[ou_path]), None
+        ou_id = ou_id_of(compiled, get_guardrail(uow, parsed.name).ou)
+        return ResourceRef("Guardrail", parsed.name, "OU", ou_id), None
     if kind == "assignment":
         assignment = get_assignment(uow, parsed.name)
-        if assignment.target_type == "account":
-            parent = ("Account", assignment.target)
-            return ResourceRef("Assignment", assignment.id, *parent), assignment.target
-        ou_id = org.ou_ids_by_path[assignment.target]
-        return ResourceRef("Assignment", assignment.id, "OU", ou_id), None
+        return assignment_resource(
+            compiled, assignment.id, assignment.target_type, assignment.target
+        )
     return ResourceRef(ORG_KRN_TYPES[kind], parsed.name, "OU", root), None
 
 

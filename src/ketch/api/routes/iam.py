@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from ketch import iam
 from ketch.api import resources
-from ketch.api.deps import Guard, Target, authorize
+from ketch.api.deps import Guard, authorize
 from ketch.api.pagination import (
     DEFAULT_MAX_RESULTS,
     MaxResults,
@@ -405,7 +405,12 @@ def list_assignments(
         items = iam.list_assignments(uow, principal_type=principal_type, principal=principal)
         if guard.filtered:
             items = [
-                a for a in items if guard.can(Action.LIST_ASSIGNMENTS, _assignment_target(guard, a))
+                a
+                for a in items
+                if guard.can(
+                    Action.LIST_ASSIGNMENTS,
+                    resources.assignment_target(guard.compiled, a.id, a.target_type, a.target),
+                )
             ]
     return Page[Assignment](items=items)
 
@@ -436,15 +441,6 @@ def delete_assignment(
     with guard.write() as uow:
         iam.delete_assignment(uow, assignment_id)
     return _no_content()
-
-
-def _assignment_target(guard: Guard, assignment: Assignment) -> Target:
-    org = guard.compiled.facts.org
-    if assignment.target_type == "account":
-        parent = iam.ResourceRef("Assignment", assignment.id, "Account", assignment.target)
-        return Target(parent, account=assignment.target)
-    ou_id = org.ou_ids_by_path[assignment.target]
-    return Target(iam.ResourceRef("Assignment", assignment.id, "OU", ou_id))
 
 
 # -- guardrails -----------------------------------------------------------------------
