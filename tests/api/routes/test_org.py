@@ -148,3 +148,15 @@ def test_organization(http: TestClient, auth_headers: Headers) -> None:
     organization = http.get("/api/v1/organization", headers=auth_headers).json()
     assert organization["name"] == "main"
     assert organization["krn"] == "krn:ketch::organization/main"
+
+
+def test_account_creation_is_audited_under_the_new_account(
+    http: TestClient, auth_headers: Headers
+) -> None:
+    assert _account(http, auth_headers, "fraud-dev").status_code == 201
+    events = http.get(
+        "/api/v1/audit/events", params={"action": "CreateAccount"}, headers=auth_headers
+    ).json()["items"]
+    assert [(e["account"], e["resource"], e["outcome"]) for e in events] == [
+        ("fraud-dev", "krn:ketch::account/fraud-dev", "success")
+    ]
