@@ -240,3 +240,61 @@ def test_invalid_explicit_values(tmp_path: Path, overrides: dict[str, Any], loca
     with pytest.raises(ValidationError) as caught:
         KetchSettings(home=tmp_path, **overrides)
     assert list(_errors(caught)) == [location]
+
+
+def test_sso_is_off_by_default(home: Path) -> None:
+    sso = KetchSettings().sso
+    assert not sso.enabled and sso.issuer is None
+
+
+def test_sso_from_toml_and_environment_keeps_the_secret_secret(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _toml(
+        home,
+        '[sso]\nissuer = "https://idp.example/"\nclient_id = "ketch"\n'
+        '[sso.group_mapping]\n"ml-engineers" = "ml-team"\n',
+    )
+    monkeypatch.setenv("KETCH_SSO__CLIENT_SECRET", "from-env-secret")
+    monkeypatch.setenv("KETCH_SSO__SCOPES", '["openid", "groups"]')
+    settings = KetchSettings()
+    sso = settings.sso
+    assert sso.enabled and sso.issuer == "https://idp.example"
+    assert sso.group_mapping == {"ml-engineers": "ml-team"}
+    assert sso.scopes == ["openid", "groups"]
+    assert sso.client_secret is not None
+    assert sso.client_secret.get_secret_value() == "from-env-secret"
+    assert "from-env-secret" not in repr(settings) and "from-env-secret" not in str(settings)
+    assert "from-env-secret" not in settings.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    ("sso", "location", "message"),
+    [
+        ({"issuer": "http://idp.example"}, "sso.issuer", "https URL"),
+        ({"issuer": "https://idp.example?tenant=a"}, "sso.issuer", "https URL"),
+        ({"issuer": "https://idp.example"}, "sso", "sso.client_id and sso.client_secret"),
+        ({"issuer": "https://idp.example", "client_id": "k"}, "sso", "sso.client_secret"),
+        ({"group_mapping": {"admins": "not a name!"}}, "sso.group_mapping", "ketch group name"),
+        ({"redirect_base": "ftp://ketch.example"}, "sso.redirect_base", "http(s) URL"),
+        ({"login_ttl_seconds": 5}, "sso.login_ttl_seconds", "greater than or equal"),
+        ({"unmapped_groups": "keep"}, "sso.unmapped_groups", "'drop' or 'same-name'"),
+        ({"issuer_url": "https://idp.example"}, "sso.issuer_url", "Extra inputs"),
+    ],
+)
+def test_invalid_sso_settings_name_the_key(
+    tmp_path: Path, sso: dict[str, Any], location: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        KetchSettings(home=tmp_path, sso=sso)
+    errors = _errors(caught)
+    assert list(errors) == [location]
+    assert message in errors[location]
+
+
+def test_a_loopback_issuer_may_use_plain_http(tmp_path: Path) -> None:
+    sso = KetchSettings(
+        home=tmp_path,
+        sso={"issuer": "http://127.0.0.1:8080/", "client_id": "k", "client_secret": "s"},
+    ).sso
+    assert sso.issuer == "http://127.0.0.1:8080"

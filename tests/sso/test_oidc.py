@@ -8,7 +8,6 @@ fail in CI (or with ``KETCH_TEST_OIDC=required``) and are skipped elsewhere; run
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -21,18 +20,22 @@ from pydantic import SecretStr, ValidationError
 
 from ketch.core.errors import BackendUnavailable, Conflict, InvalidInput, Unauthenticated
 from ketch.iam import add_group_member, create_group, create_user, get_group, get_user
+from ketch.server.context import Context
 from ketch.sso import (
     IdentityClaims,
     OidcProviderConfig,
     PendingLogin,
-    PendingLogins,
+    add_pending_login,
+    count_pending_logins,
     finish_login,
     provision,
     start_login,
+    take_pending_login,
 )
 from ketch.sso.oidc import _verify_id_token
 from ketch.store.session import UnitOfWorkFactory
-from support.oidc_provider import OidcProvider
+from support.audit import ManualClock
+from support.oidc_provider import OidcProvider, running_provider
 
 REDIRECT_URI = "http://127.0.0.1:9/api/v1/sso/callback"
 MAPPING = {"ml-engineers": "ml-team", "admins": "platform-admins"}
@@ -41,12 +44,7 @@ ALICE_GROUPS = ["ml-engineers", "admins"]
 
 @pytest.fixture(scope="module")
 def idp() -> Iterator[OidcProvider]:
-    if not OidcProvider.available():
-        message = "Node.js or oidc-provider is missing (run scripts/ensure_oidc_provider.sh)"
-        if os.environ.get("KETCH_TEST_OIDC") == "required" or os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with OidcProvider(redirect_uris=[REDIRECT_URI]) as provider:
+    with running_provider([REDIRECT_URI]) as provider:
         yield provider
 
 
@@ -61,27 +59,34 @@ def config(idp: OidcProvider) -> OidcProviderConfig:
 
 
 @pytest.fixture
-def logins() -> PendingLogins:
-    return PendingLogins()
+def logins(uow: UnitOfWorkFactory) -> UnitOfWorkFactory:
+    """Where sign-ins in progress are kept: the database, on each backend in turn."""
+    return uow
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _take(logins: UnitOfWorkFactory, state: str) -> PendingLogin:
+    with logins(write=True) as u:
+        return take_pending_login(u, state)
+
+
 def _browser_login(
-    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins, account: str
+    idp: OidcProvider, config: OidcProviderConfig, logins: UnitOfWorkFactory, account: str
 ) -> tuple[PendingLogin, dict[str, str]]:
     start = start_login(config, REDIRECT_URI)
-    pending = logins.add(start, expires_at=_now() + config.login_ttl)
+    with logins(write=True) as u:
+        pending = add_pending_login(u, start, ttl=config.login_ttl)
     return pending, idp.browser_login(start.authorization_url, account)
 
 
 def _sign_in(
-    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins, account: str
+    idp: OidcProvider, config: OidcProviderConfig, logins: UnitOfWorkFactory, account: str
 ) -> IdentityClaims:
     _, params = _browser_login(idp, config, logins, account)
-    pending = logins.take(params["state"], now=_now())
+    pending = _take(logins, params["state"])
     return finish_login(config, pending, params, now=_now())
 
 
@@ -100,7 +105,7 @@ def test_the_authorization_url_uses_pkce_s256(config: OidcProviderConfig) -> Non
 
 
 def test_login_creates_the_user_just_in_time_with_mapped_groups(
-    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins, uow: UnitOfWorkFactory
+    idp: OidcProvider, config: OidcProviderConfig, logins: UnitOfWorkFactory, uow: UnitOfWorkFactory
 ) -> None:
     claims = _sign_in(idp, config, logins, "alice")
     assert (claims.issuer, claims.subject, claims.username) == (idp.issuer, "alice", "alice")
@@ -114,11 +119,12 @@ def test_login_creates_the_user_just_in_time_with_mapped_groups(
     assert user.source == "sso"
     assert user.display_name == "Alice Liddell"
     assert user.groups == ["ml-team", "platform-admins"]
-    assert len(logins) == 0
+    with logins() as u:
+        assert count_pending_logins(u) == 0
 
 
 def test_a_later_login_resyncs_sso_groups_and_keeps_local_ones(
-    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins, uow: UnitOfWorkFactory
+    idp: OidcProvider, config: OidcProviderConfig, logins: UnitOfWorkFactory, uow: UnitOfWorkFactory
 ) -> None:
     with uow(write=True) as u:
         provision(u, config.issuer, _sign_in(idp, config, logins, "alice"), config.mapping)
@@ -141,7 +147,7 @@ def test_a_later_login_resyncs_sso_groups_and_keeps_local_ones(
 
 
 def test_unmapped_groups_are_dropped_or_kept_under_their_own_name(
-    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins, uow: UnitOfWorkFactory
+    idp: OidcProvider, config: OidcProviderConfig, logins: UnitOfWorkFactory, uow: UnitOfWorkFactory
 ) -> None:
     claims = _sign_in(idp, config, logins, "bob")
     assert claims.groups == ["data-scientists"]
@@ -155,7 +161,7 @@ def test_unmapped_groups_are_dropped_or_kept_under_their_own_name(
 
 
 def test_a_local_user_with_the_same_name_is_not_taken_over(
-    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins, uow: UnitOfWorkFactory
+    idp: OidcProvider, config: OidcProviderConfig, logins: UnitOfWorkFactory, uow: UnitOfWorkFactory
 ) -> None:
     with uow(write=True) as u:
         create_user(u, name="carol", password="Cinnamon-Harbour-Lantern-82")
@@ -167,23 +173,23 @@ def test_a_local_user_with_the_same_name_is_not_taken_over(
 
 
 def test_a_callback_with_the_wrong_state_is_rejected(
-    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins
+    idp: OidcProvider, config: OidcProviderConfig, logins: UnitOfWorkFactory
 ) -> None:
     pending, params = _browser_login(idp, config, logins, "alice")
     with pytest.raises(Unauthenticated, match="sign-in in progress"):
-        logins.take("not-" + params["state"], now=_now())
+        _take(logins, "not-" + params["state"])
     forged = {**params, "state": "forged"}
     with pytest.raises(Unauthenticated, match="does not match"):
         finish_login(config, pending, forged, now=_now())
     # The genuine callback still works once, and its state is then used up.
-    genuine = logins.take(params["state"], now=_now())
+    genuine = _take(logins, params["state"])
     assert finish_login(config, genuine, params, now=_now()).subject == "alice"
     with pytest.raises(Unauthenticated, match="already used"):
-        logins.take(params["state"], now=_now())
+        _take(logins, params["state"])
 
 
 def test_a_replayed_code_is_rejected(
-    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins
+    idp: OidcProvider, config: OidcProviderConfig, logins: UnitOfWorkFactory
 ) -> None:
     pending, params = _browser_login(idp, config, logins, "alice")
     finish_login(config, pending, params, now=_now())
@@ -204,7 +210,7 @@ def test_a_replayed_code_is_rejected(
 def test_a_login_with_a_wrong_secret_is_rejected(
     idp: OidcProvider,
     config: OidcProviderConfig,
-    logins: PendingLogins,
+    logins: UnitOfWorkFactory,
     config_change: dict[str, Any],
     pending_change: dict[str, Any],
     error: str,
@@ -216,14 +222,14 @@ def test_a_login_with_a_wrong_secret_is_rejected(
 
 
 def test_an_expired_login_is_rejected(
-    idp: OidcProvider, config: OidcProviderConfig, logins: PendingLogins
+    idp: OidcProvider, config: OidcProviderConfig, logins: UnitOfWorkFactory, any_context: Context
 ) -> None:
     pending, params = _browser_login(idp, config, logins, "alice")
     later = pending.expires_at + timedelta(seconds=1)
     with pytest.raises(Unauthenticated, match="took too long"):
         finish_login(config, pending, params, now=later)
     with pytest.raises(Unauthenticated, match="expired"):
-        logins.take(params["state"], now=later)
+        _take(UnitOfWorkFactory(any_context.engine, ManualClock(later)), params["state"])
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,10 @@ Usage::
 
     with OidcProvider(redirect_uris=["http://127.0.0.1:9/callback"]) as idp:
         params = idp.browser_login(authorization_url, "alice")
+
+In a fixture, :func:`running_provider` does the same after checking that Node.js and the
+provider are installed: without them the test fails in CI (or with
+``KETCH_TEST_OIDC=required``) and is skipped elsewhere.
 """
 
 from __future__ import annotations
@@ -28,15 +32,18 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
+import pytest
 
 from support.processes import ChildProcessHelper, spawn, stop_process, tail
 
-__all__ = ["PROVIDER_DIR", "OidcProvider", "OidcProviderStartError"]
+__all__ = ["PROVIDER_DIR", "OidcProvider", "OidcProviderStartError", "running_provider"]
 
 PROVIDER_DIR = Path(__file__).resolve().parent / "oidc"
 CLIENT_ID = "ketch"
@@ -202,3 +209,15 @@ class OidcProvider(ChildProcessHelper):
                         f"{response.text[:2000]}"
                     )
         raise AssertionError(f"more than {_MAX_REDIRECTS} redirects during the login")
+
+
+@contextmanager
+def running_provider(redirect_uris: list[str]) -> Iterator[OidcProvider]:
+    """A started provider for a fixture; skips (or fails where required) without Node.js."""
+    if not OidcProvider.available():
+        message = "Node.js or oidc-provider is missing (run scripts/ensure_oidc_provider.sh)"
+        if os.environ.get("KETCH_TEST_OIDC") == "required" or os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with OidcProvider(redirect_uris=redirect_uris) as provider:
+        yield provider

@@ -137,18 +137,19 @@ def sign_in_entry(
     request: Request,
     context: AppContext,
     *,
-    principal: str,
+    principal: str | None,
     error_code: str | None,
-    method: str,
+    details: dict[str, str],
+    principal_id: str | None = None,
 ) -> audit.AuditEntry:
-    """The audit record of a sign-in attempt, made before any caller is known.
+    """The audit record of a sign-in attempt (password or single sign-on).
 
-    ``principal`` is the name the attempt claimed; ``method`` says how (``password`` or
-    ``sso``). Nothing secret enters it.
+    ``principal`` is the name the attempt claimed, when known; ``details`` say how it
+    signed in. Nothing secret enters it.
     """
     return audit.AuditEntry(
-        principal=principal[:128],
-        principal_id=None,
+        principal=principal[:128] if principal else None,
+        principal_id=principal_id,
         account=None,
         action=SIGN_IN_ACTION,
         resource=None,
@@ -157,7 +158,7 @@ def sign_in_entry(
         user_agent=request.headers.get("user-agent", "")[:256] or None,
         outcome=audit.Outcome.FAILED if error_code else audit.Outcome.SUCCESS,
         error_code=error_code,
-        details={"method": method},
+        details=details,
     )
 
 

@@ -10,9 +10,18 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
@@ -20,6 +29,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from ketch.core.errors import InvalidInput
+from ketch.core.krn import validate_name
 
 DEFAULT_PORT = 8765
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
@@ -85,6 +97,84 @@ class AuditSettings(BaseModel):
     )
 
 
+class SsoSettings(BaseModel):
+    """Single sign-on through an external OpenID Connect identity provider.
+
+    Off while ``issuer`` is unset. The provider must list
+    ``<redirect base>/api/v1/auth/sso/callback`` among the client's redirect URIs.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str | None = Field(
+        None, description="The provider's issuer URL (https; plain http only on loopback)."
+    )
+    client_id: str = ""
+    client_secret: SecretStr | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email", "groups"])
+    username_claim: str = "preferred_username"
+    groups_claim: str = "groups"
+    group_mapping: dict[str, str] = Field(
+        default_factory=dict, description="Provider group -> ketch group."
+    )
+    unmapped_groups: Literal["drop", "same-name"] = Field(
+        "drop", description="What becomes of a provider group missing from group_mapping."
+    )
+    redirect_base: str | None = Field(
+        None,
+        description="Base URL the provider sends the browser back to; default "
+        "server.public_url, else the URL the sign-in was started on.",
+    )
+    login_ttl_seconds: int = Field(600, ge=30, le=3600)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        url = urlsplit(value)
+        loopback = url.hostname in LOOPBACK_HOSTS
+        if not (url.scheme == "https" or (url.scheme == "http" and loopback)) or (
+            not url.hostname or url.query or url.fragment
+        ):
+            raise ValueError(
+                "the issuer must be an https URL without query or fragment "
+                "(plain http only on loopback)"
+            )
+        return value.rstrip("/")
+
+    @field_validator("redirect_base")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        url = urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+            raise ValueError("the redirect base must be an http(s) URL without query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("group_mapping")
+    @classmethod
+    def _group_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for target in value.values():
+            try:
+                validate_name(target, kind="ketch group name")
+            except InvalidInput as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+    @model_validator(mode="after")
+    def _client_registration(self) -> SsoSettings:
+        secret = self.client_secret.get_secret_value() if self.client_secret else ""
+        if self.issuer and not (self.client_id and secret):
+            raise ValueError("sso.issuer is set, so sso.client_id and sso.client_secret are needed")
+        return self
+
+
 class KetchSettings(BaseSettings):
     """The whole configuration tree."""
 
@@ -102,6 +192,7 @@ class KetchSettings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    sso: SsoSettings = Field(default_factory=SsoSettings)
     log_level: str = "INFO"
 
     @field_validator("log_level")

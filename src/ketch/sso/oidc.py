@@ -131,13 +131,17 @@ class LoginStart(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class PendingLogin:
-    """A started login, kept until its callback arrives (never sent to the browser)."""
+    """A started login, kept until its callback arrives (never sent to the browser).
+
+    ``cli_redirect`` is the CLI's loopback listener when the CLI started the login.
+    """
 
     state: str
     code_verifier: str
     nonce: str
     redirect_uri: str
     expires_at: datetime
+    cli_redirect: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

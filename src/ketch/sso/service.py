@@ -1,4 +1,10 @@
-"""Single sign-on: pending logins and just-in-time provisioning of SSO users.
+"""Single sign-on: sign-ins in progress, CLI exchange codes and just-in-time users.
+
+Sign-ins in progress and exchange codes live in the database (``tables.py``), so a
+callback may reach any server process and a restart loses nothing. Both are single use
+(taking one deletes it, and a concurrent second take finds nothing), expire, and are
+looked up by a SHA-256 digest of their key. The number of sign-ins in progress is
+bounded: when full, the older half is dropped.
 
 A user who signs in through the identity provider is found by the pair (issuer,
 subject), never by name, so a provider user cannot take over a local account that
@@ -10,71 +16,202 @@ provider's group claim. Memberships added in ketch itself (``source="local"``) s
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import threading
-from datetime import datetime
+from datetime import timedelta
+from typing import Any, cast
+from urllib.parse import urlsplit
 
-from ketch.core.errors import Conflict, InvalidInput, Unauthenticated
+from sqlalchemy import CursorResult, delete, func, select
+
+from ketch.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from ketch.core.ids import new_secret
 from ketch.core.krn import validate_name
+from ketch.core.settings import SsoSettings
 from ketch.iam import create_user, find_external_user, get_user, sync_sso_groups, update_user
-from ketch.sso.oidc import GroupMapping, IdentityClaims, LoginStart, PendingLogin
+from ketch.sso.oidc import (
+    GroupMapping,
+    IdentityClaims,
+    LoginStart,
+    OidcProviderConfig,
+    PendingLogin,
+)
+from ketch.sso.tables import ExchangeCodeRow, PendingLoginRow
 from ketch.store.session import UnitOfWork
 
 logger = logging.getLogger(__name__)
 
 MAX_PENDING_LOGINS = 10_000
+EXCHANGE_CODE_TTL = timedelta(seconds=60)
+CLI_REDIRECT_HOSTS = frozenset({"127.0.0.1", "localhost"})
+MAX_CLI_REDIRECT_LENGTH = 512
+NOT_CONFIGURED = (
+    "single sign-on is not configured on this server; sign in with a password "
+    "(`ketch login`), or ask an administrator to set sso.issuer, sso.client_id and "
+    "sso.client_secret"
+)
 
 
-class PendingLogins:
-    """Logins started and not yet finished, by ``state``; in memory, single use.
+def provider_config(settings: SsoSettings) -> OidcProviderConfig:
+    """The identity provider of ``settings``; :class:`NotFound` when SSO is off."""
+    if settings.issuer is None or settings.client_secret is None:
+        raise NotFound(NOT_CONFIGURED)
+    return OidcProviderConfig(
+        issuer=settings.issuer,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        scopes=settings.scopes,
+        username_claim=settings.username_claim,
+        groups_claim=settings.groups_claim,
+        group_mapping=settings.group_mapping,
+        unmapped_groups=settings.unmapped_groups,
+        login_ttl=timedelta(seconds=settings.login_ttl_seconds),
+    )
 
-    Held by one server process: a callback must reach the process that started the
-    login, and a restart forgets logins in progress (the user starts again).
+
+def check_cli_redirect(url: str) -> str:
+    """``url`` if it is a CLI's loopback listener, ``http://127.0.0.1:<port>/...`` or
+    ``http://localhost:<port>/...``; :class:`InvalidInput` for anything else.
+
+    Strict on purpose: the exchange code is sent there, so no other host, scheme, user
+    info, fragment, odd port spelling or non-ASCII trick may pass.
     """
+    problem = InvalidInput(
+        "cli_redirect must be http://127.0.0.1:<port>/<path> or "
+        "http://localhost:<port>/<path> (the CLI's loopback listener)"
+    )
+    if len(url) > MAX_CLI_REDIRECT_LENGTH or not url.isascii() or not url.isprintable():
+        raise problem
+    if any(c.isspace() or c == "\\" for c in url):
+        raise problem
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise problem from None
+    if (
+        parts.scheme != "http"
+        or parts.hostname not in CLI_REDIRECT_HOSTS
+        or not port
+        or parts.netloc != f"{parts.hostname}:{port}"
+        or parts.fragment
+    ):
+        raise problem
+    return url
 
-    def __init__(self, *, max_entries: int = MAX_PENDING_LOGINS) -> None:
-        self._entries: dict[str, PendingLogin] = {}
-        self._lock = threading.Lock()
-        self._max_entries = max_entries
 
-    def __len__(self) -> int:
-        return len(self._entries)
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
 
-    def add(self, start: LoginStart, *, expires_at: datetime) -> PendingLogin:
-        """Keep ``start`` until ``expires_at``; when full, the older half is dropped."""
-        pending = PendingLogin(
-            state=start.state,
-            code_verifier=start.code_verifier,
-            nonce=start.nonce,
-            redirect_uri=start.redirect_uri,
-            expires_at=expires_at,
+
+def _delete_one(uow: UnitOfWork, statement: Any) -> bool:
+    """Run a DELETE meant to remove one row; whether it did (a concurrent taker may not)."""
+    result = cast(CursorResult[Any], uow.session.execute(statement))
+    return result.rowcount == 1
+
+
+def add_pending_login(
+    uow: UnitOfWork,
+    start: LoginStart,
+    *,
+    ttl: timedelta,
+    cli_redirect: str | None = None,
+    max_entries: int = MAX_PENDING_LOGINS,
+) -> PendingLogin:
+    """Keep ``start`` for ``ttl``; when ``max_entries`` are kept, the older half is dropped."""
+    now = uow.clock.now()
+    uow.session.execute(delete(PendingLoginRow).where(PendingLoginRow.expires_at <= now))
+    count = uow.session.scalar(select(func.count()).select_from(PendingLoginRow)) or 0
+    if count >= max_entries:
+        dropped = max(1, count // 2)
+        cutoff = uow.session.scalars(
+            select(PendingLoginRow.expires_at)
+            .order_by(PendingLoginRow.expires_at)
+            .offset(dropped - 1)
+            .limit(1)
+        ).one()
+        uow.session.execute(delete(PendingLoginRow).where(PendingLoginRow.expires_at <= cutoff))
+        logger.warning("%d sign-ins in progress; the oldest %d were dropped", count, dropped)
+    pending = PendingLogin(
+        state=start.state,
+        code_verifier=start.code_verifier,
+        nonce=start.nonce,
+        redirect_uri=start.redirect_uri,
+        expires_at=now + ttl,
+        cli_redirect=cli_redirect,
+    )
+    uow.session.add(
+        PendingLoginRow(
+            state_hash=_digest(pending.state),
+            code_verifier=pending.code_verifier,
+            nonce=pending.nonce,
+            redirect_uri=pending.redirect_uri,
+            cli_redirect=pending.cli_redirect,
+            created_at=now,
+            expires_at=pending.expires_at,
         )
-        with self._lock:
-            if len(self._entries) >= self._max_entries:
-                self._drop_oldest_half()
-            self._entries[pending.state] = pending
-        return pending
+    )
+    uow.session.flush()
+    return pending
 
-    def take(self, state: str, *, now: datetime) -> PendingLogin:
-        """Remove and return the login for ``state``; :class:`Unauthenticated` if none."""
-        with self._lock:
-            self._drop_expired(now)
-            pending = self._entries.pop(state, None)
-        if pending is None:
-            raise Unauthenticated(
-                "the sign-in callback does not match a sign-in in progress "
-                "(it expired, was already used, or was started elsewhere); sign in again"
-            )
-        return pending
 
-    def _drop_expired(self, now: datetime) -> None:
-        for state in [s for s, p in self._entries.items() if p.expires_at <= now]:
-            del self._entries[state]
+def take_pending_login(uow: UnitOfWork, state: str) -> PendingLogin:
+    """Remove and return the sign-in started with ``state``; :class:`Unauthenticated` if
+    there is none (never started, expired, or already taken)."""
+    key = _digest(state)
+    row = uow.session.get(PendingLoginRow, key)
+    taken = row is not None and _delete_one(
+        uow, delete(PendingLoginRow).where(PendingLoginRow.state_hash == key)
+    )
+    if row is None or not taken or row.expires_at <= uow.clock.now():
+        raise Unauthenticated(
+            "the sign-in callback does not match a sign-in in progress "
+            "(it expired or was already used); sign in again"
+        )
+    return PendingLogin(
+        state=state,
+        code_verifier=row.code_verifier,
+        nonce=row.nonce,
+        redirect_uri=row.redirect_uri,
+        expires_at=row.expires_at,
+        cli_redirect=row.cli_redirect,
+    )
 
-    def _drop_oldest_half(self) -> None:
-        ordered = sorted(self._entries.values(), key=lambda p: p.expires_at)
-        for pending in ordered[: max(1, len(ordered) // 2)]:
-            del self._entries[pending.state]
+
+def count_pending_logins(uow: UnitOfWork) -> int:
+    """How many sign-ins are kept (expired ones included until the next purge)."""
+    return uow.session.scalar(select(func.count()).select_from(PendingLoginRow)) or 0
+
+
+def create_exchange_code(uow: UnitOfWork, user: str, *, ttl: timedelta = EXCHANGE_CODE_TTL) -> str:
+    """A one-time code the CLI trades for a token of ``user``; stored only as a digest."""
+    now = uow.clock.now()
+    uow.session.execute(delete(ExchangeCodeRow).where(ExchangeCodeRow.expires_at <= now))
+    code = new_secret(32)
+    uow.session.add(
+        ExchangeCodeRow(
+            code_hash=_digest(code), user_name=user, created_at=now, expires_at=now + ttl
+        )
+    )
+    uow.session.flush()
+    return code
+
+
+def redeem_exchange_code(uow: UnitOfWork, code: str) -> str:
+    """The user an exchange code was made for, using the code up.
+
+    :class:`Unauthenticated` when the code is unknown, expired or already used.
+    """
+    key = _digest(code)
+    row = uow.session.get(ExchangeCodeRow, key)
+    taken = row is not None and _delete_one(
+        uow, delete(ExchangeCodeRow).where(ExchangeCodeRow.code_hash == key)
+    )
+    if row is None or not taken or row.expires_at <= uow.clock.now():
+        raise Unauthenticated(
+            "the sign-in code is unknown, expired or already used; run `ketch login --sso` again"
+        )
+    return row.user_name
 
 
 def ketch_user_name(username: str) -> str:

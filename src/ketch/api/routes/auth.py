@@ -25,7 +25,11 @@ def login(body: LoginRequest, request: Request, context: ContextDep) -> TokenIss
 
     def record(uow: UnitOfWork, error_code: str | None) -> None:
         entry = sign_in_entry(
-            request, context, principal=body.username, error_code=error_code, method="password"
+            request,
+            context,
+            principal=body.username,
+            error_code=error_code,
+            details={"method": "password"},
         )
         audit.record_event(uow, entry)
 
