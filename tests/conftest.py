@@ -19,7 +19,7 @@ import shutil
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -307,6 +307,31 @@ def client(http: TestClient, admin_token: str):  # type: ignore[no-untyped-def]
 
     sdk = Client(url=f"http://{TEST_HOST}", token=admin_token, http_client=http)
     yield sdk
+
+
+@pytest.fixture
+def client_from(app: FastAPI, admin_token: str) -> Iterator[Callable[[str], Any]]:
+    """``client_from("10.8.0.1")``: the admin's SDK client, its requests coming from there.
+
+    The plain :func:`client` has no IP address (Starlette's ``testclient``), which no
+    network allow-list can contain.
+    """
+    from ketch import Client
+
+    with ExitStack() as stack:
+
+        def make(address: str) -> Client:
+            http = stack.enter_context(
+                TestClient(
+                    app,
+                    base_url=f"http://{TEST_HOST}",
+                    raise_server_exceptions=False,
+                    client=(address, 50000),
+                )
+            )
+            return Client(url=f"http://{TEST_HOST}", token=admin_token, http_client=http)
+
+        yield make
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 from typer.testing import Result
 
 Run = Callable[..., Result]
-"""The ``run`` fixture: ``run("accounts", "ls", input=None)``."""
+"""The ``run`` fixture: ``run("accounts", "ls", input=None, terminal=False)``."""
 
 
 def json_output(result: Result) -> Any:

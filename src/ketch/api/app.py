@@ -10,11 +10,11 @@ from fastapi import APIRouter, FastAPI
 from ketch.api.deps import AppContext
 from ketch.api.errors import install_error_handlers
 from ketch.api.middleware import KetchHttpMiddleware
-from ketch.api.routes import audit, auth, health, iam, org
+from ketch.api.routes import audit, auth, health, iam, org, sso
 from ketch.schemas.common import ErrorEnvelope
 
 API_PREFIX = "/api/v1"
-API_ROUTERS: tuple[APIRouter, ...] = (auth.router, org.router, iam.router, audit.router)
+API_ROUTERS: tuple[APIRouter, ...] = (auth.router, sso.router, org.router, iam.router, audit.router)
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorEnvelope, "description": description}

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from ketch.cli.commands import accounts, audit, auth, ous, server
+from ketch.cli.commands import (
+    accounts,
+    assignments,
+    audit,
+    auth,
+    groups,
+    guardrails,
+    iam,
+    network_policy,
+    ous,
+    permission_sets,
+    server,
+    tokens,
+    users,
+)
 
 app = typer.Typer(
     name="ketch",
@@ -20,6 +34,14 @@ app.command("whoami")(auth.whoami_command)
 app.add_typer(ous.app, name="ous")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(audit.app, name="audit")
+app.add_typer(users.app, name="users")
+app.add_typer(groups.app, name="groups")
+app.add_typer(tokens.app, name="tokens")
+app.add_typer(permission_sets.app, name="permission-sets")
+app.add_typer(assignments.app, name="assignments")
+app.add_typer(guardrails.app, name="guardrails")
+app.add_typer(network_policy.app, name="network-policy")
+app.add_typer(iam.app, name="iam")
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -35,6 +35,8 @@ def _plain(value: Any) -> str:
         return ""
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+    if isinstance(value, list):
+        return ", ".join(_plain(v) for v in value)
     if isinstance(value, StrEnum):
         return value.value
     if hasattr(value, "isoformat"):
@@ -57,15 +59,20 @@ def emit_table(
     output: OutputFormat,
     *,
     title: str | None = None,
+    whole: Collection[str] = (),
 ) -> None:
-    """Rows as a table (``columns`` = (header, attribute)) or as a JSON list."""
+    """Rows as a table (``columns`` = (header, attribute)) or as a JSON list.
+
+    On a narrow terminal the ``whole`` attributes are never shortened (ids that people
+    copy into the next command); the other columns give way.
+    """
     items = list(rows)
     if output is OutputFormat.JSON:
         emit_json(items)
         return
     table = Table(title=title)
-    for header, _ in columns:
-        table.add_column(header)
+    for header, attribute in columns:
+        table.add_column(header, no_wrap=attribute in whole)
     for item in items:
         table.add_row(*(_plain(getattr(item, attribute)) for _, attribute in columns))
     console.print(table)

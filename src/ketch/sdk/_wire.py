@@ -1,4 +1,4 @@
-"""Building request bodies in the SDK without leaking pydantic's errors.
+"""Building requests in the SDK without leaking pydantic's errors.
 
 The SDK validates bodies before sending them. A rule broken on the client side must
 raise the same :class:`~ketch.core.errors.InvalidInput` the server would have raised,
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
@@ -35,3 +36,13 @@ def choice(kind: type[EnumT], value: EnumT | str, *, field: str) -> EnumT:
     except ValueError:
         allowed = ", ".join(member.value for member in kind)
         raise InvalidInput(f"{field}: {value!r} is not one of {allowed}") from None
+
+
+def segment(value: str, *, field: str) -> str:
+    """``value`` as one URL path segment (``/`` and the like escaped); empty is refused.
+
+    An empty name would otherwise address the collection (``/users/`` is the list).
+    """
+    if not value:
+        raise InvalidInput(f"{field}: must not be empty")
+    return quote(value, safe="")

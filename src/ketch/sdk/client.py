@@ -19,9 +19,18 @@ from pydantic import BaseModel
 from ketch.core.errors import BackendUnavailable, InternalError, KetchError, error_from_code
 from ketch.schemas.iam import LoginRequest, TokenIssued, Whoami
 from ketch.schemas.org import Organization
+from ketch.schemas.sso import SsoExchangeRequest
 from ketch.sdk import credentials
 from ketch.sdk._wire import build
+from ketch.sdk.resources.access import (
+    Assignments,
+    Guardrails,
+    Iam,
+    NetworkPolicyResource,
+    PermissionSets,
+)
 from ketch.sdk.resources.audit import Audit
+from ketch.sdk.resources.identity import Groups, Tokens, Users
 from ketch.sdk.resources.org import Accounts, OrganizationalUnits
 
 logger = logging.getLogger(__name__)
@@ -63,6 +72,14 @@ class Client:
         self.ous = OrganizationalUnits(self)
         self.accounts = Accounts(self)
         self.audit = Audit(self)
+        self.users = Users(self)
+        self.groups = Groups(self)
+        self.tokens = Tokens(self)
+        self.permission_sets = PermissionSets(self)
+        self.assignments = Assignments(self)
+        self.guardrails = Guardrails(self)
+        self.network_policy = NetworkPolicyResource(self)
+        self.iam = Iam(self)
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -127,6 +144,31 @@ class Client:
         """Exchange a password for a new API token; this client then uses it."""
         body = build(LoginRequest, username=username, password=password).model_dump()
         response = self.request("POST", f"{API_PREFIX}/auth/login", json=body)
+        issued = TokenIssued.model_validate(response.json())
+        self.token = issued.token
+        return issued
+
+    def sso_start_url(self, *, cli_redirect: str) -> str:
+        """The identity provider's sign-in URL for a single sign-on that ends at the
+        loopback listener ``cli_redirect`` (``http://127.0.0.1:<port>/...``)."""
+        params = {"cli_redirect": cli_redirect}
+        try:
+            response = self._http.get(
+                f"{API_PREFIX}/auth/sso/start", params=params, follow_redirects=False
+            )
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(
+                f"cannot reach the ketch server at {self.url} ({type(exc).__name__})"
+            ) from exc
+        if response.is_redirect:
+            return str(response.headers["location"])
+        raise _error_of(response)
+
+    def sso_exchange(self, code: str) -> TokenIssued:
+        """Trade the one-time code of a single sign-on for a new API token; this client
+        then uses it. The code works once, for about a minute."""
+        body = build(SsoExchangeRequest, code=code).model_dump()
+        response = self.request("POST", f"{API_PREFIX}/auth/sso/exchange", json=body)
         issued = TokenIssued.model_validate(response.json())
         self.token = issued.token
         return issued

@@ -211,9 +211,8 @@ def test_scoped_tokens(http: TestClient, auth_headers: Headers, teams: None) -> 
     refused = http.patch(f"{API}/accounts/fraud-dev", json={"tags": {"a": "b"}}, headers=read_only)
     assert_envelope(refused, 403, "AccessDenied")
     limited_body = {"name": "fraud", "account_ids": ["fraud-dev"]}
-    limited = {
-        "Authorization": f"Bearer {_ok(http.post(f'{API}/tokens', json=limited_body, headers=auth_headers), 201)['token']}"
-    }
+    limited_token = _ok(http.post(f"{API}/tokens", json=limited_body, headers=auth_headers), 201)
+    limited = {"Authorization": f"Bearer {limited_token['token']}"}
     _ok(http.get(f"{API}/accounts/fraud-dev", headers=limited))
     assert_envelope(http.get(f"{API}/accounts/churn-dev", headers=limited), 404, "NotFound")
     # a limited token cannot mint an unlimited one
@@ -316,7 +315,8 @@ def test_custom_permission_set(
     ("text", "needle"),
     [
         (
-            'permit(principal in ?principal, action == Ketch::Action::"LaunchRocket", resource in ?resource);',
+            "permit(principal in ?principal, "
+            'action == Ketch::Action::"LaunchRocket", resource in ?resource);',
             "LaunchRocket",
         ),
         (

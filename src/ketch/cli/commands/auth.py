@@ -1,13 +1,22 @@
-"""`ketch login` and `ketch whoami`."""
+"""`ketch login` (password or single sign-on) and `ketch whoami`."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import webbrowser
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ketch.cli._client import get_client, reported_errors
+from ketch.cli._loopback import LoopbackListener
 from ketch.cli.output import OutputFormat, OutputOption, console, emit_json, err_console
+from ketch.core.errors import Unauthenticated, error_from_code
+
+if TYPE_CHECKING:
+    from ketch.schemas.iam import TokenIssued
+    from ketch.sdk import Client
+
+SSO_TIMEOUT_SECONDS = 300.0
 
 
 def login_command(
@@ -19,17 +28,64 @@ def login_command(
     password: Annotated[
         str | None, typer.Option(help="Password (prompted, hidden, when omitted).")
     ] = None,
+    sso: Annotated[
+        bool,
+        typer.Option("--sso", help="Sign in through the identity provider, in a browser."),
+    ] = False,
+    no_browser: Annotated[
+        bool,
+        typer.Option("--no-browser", help="With --sso: print the sign-in URL, open nothing."),
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(min=1, help="With --sso: seconds to wait for the browser sign-in."),
+    ] = SSO_TIMEOUT_SECONDS,
 ) -> None:
-    """Sign in with a password and store the API token (mode 0600) for the CLI and SDK."""
-    from ketch.sdk import Client
-    from ketch.sdk.credentials import save_credentials
+    """Sign in and store the API token (mode 0600) for the CLI and SDK.
 
-    name = username or typer.prompt("Username")
-    secret = password or typer.prompt("Password", hide_input=True)
+    With a password by default; with --sso through the organisation's identity provider:
+    a browser signs in there and comes back to a listener on 127.0.0.1.
+    """
+    from ketch.sdk import Client
+
+    if sso and (username or password):
+        raise typer.BadParameter("--sso signs in through a browser; drop --username/--password")
+    name = None if sso else username or typer.prompt("Username")
+    secret = None if sso else password or typer.prompt("Password", hide_input=True)
     with reported_errors():
         factory = ctx.find_root().obj
         client = factory() if factory is not None else Client(url=url, token=None)
-        issued = client.login(name, secret)
+        if sso:
+            issued = _sso_login(client, open_browser=not no_browser, timeout=timeout)
+        else:
+            assert name is not None and secret is not None
+            issued = client.login(name, secret)
+    _store(client, issued)
+
+
+def _sso_login(client: Client, *, open_browser: bool, timeout: float) -> TokenIssued:
+    """Start a single sign-on that ends at a loopback listener, wait, trade the code."""
+    with LoopbackListener() as listener:
+        sign_in_url = client.sso_start_url(cli_redirect=listener.redirect_url)
+        if open_browser and webbrowser.open(sign_in_url):
+            err_console.print("Your browser was opened to sign in; if it was not, open:")
+        else:
+            err_console.print("Open this URL in a browser to sign in:")
+        err_console.print(sign_in_url, soft_wrap=True, highlight=False, markup=False)
+        err_console.print(f"Waiting up to {timeout:.0f} s for the sign-in (Ctrl-C cancels)...")
+        params = listener.wait(timeout)
+    if params is None:
+        raise Unauthenticated(
+            f"no sign-in arrived within {timeout:.0f} s; run `ketch login --sso` again"
+        )
+    if "error" in params:
+        raise error_from_code(params["error"], params.get("error_description") or params["error"])
+    return client.sso_exchange(params["code"])
+
+
+def _store(client: Client, issued: TokenIssued) -> None:
+    from ketch.sdk.credentials import save_credentials
+
     path = save_credentials(url=client.url, token=issued.token)
     expires = issued.expires_at.isoformat(timespec="minutes") if issued.expires_at else "never"
     err_console.print(
