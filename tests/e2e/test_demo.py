@@ -1,0 +1,23 @@
+"""The README's demo, run against a real server: it must keep working as ketch grows."""
+
+from __future__ import annotations
+
+import pytest
+
+from ketch import Client
+from ketch.demo import run_demo
+from support.live import LiveServer
+
+pytestmark = pytest.mark.live
+
+
+def test_the_demo_runs_end_to_end(live_server: LiveServer) -> None:
+    with Client(url=live_server.url, token=live_server.admin_token()) as admin:
+        run_demo(admin)
+        assert {a.id for a in admin.accounts.iter_all()} >= {"fraud-dev", "churn-dev"}
+        assert admin.audit.verify().ok
+        denied = admin.audit.list(outcome="denied").items
+        assert {(e.principal, e.action) for e in denied} >= {
+            ("alice", "DescribeAccount"),
+            ("alice", "AddGroupMember"),
+        }
