@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import Annotated, TypeVar
 
 from fastapi import Query
 
@@ -21,6 +22,8 @@ NextToken = Annotated[
     str | None, Query(max_length=512, description="Token from the previous page.")
 ]
 DEFAULT_MAX_RESULTS = DEFAULT_PAGE_SIZE
+
+T = TypeVar("T")
 
 
 def encode_token(listing: str, key: str | None) -> str | None:
@@ -43,3 +46,23 @@ def decode_token(listing: str, token: str | None) -> str | None:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         pass
     raise InvalidInput("next_token is not valid for this list; pass the value from the last page")
+
+
+def page_of(
+    listing: str,
+    items: Sequence[T],
+    key: Callable[[T], str],
+    *,
+    max_results: int,
+    next_token: str | None,
+) -> tuple[list[T], str | None]:
+    """One page of a list held in memory (small, bounded lists such as permission sets).
+
+    ``items`` must be ordered by ``key``, and keys unique; returns the page and its
+    ``next_token``.
+    """
+    after = decode_token(listing, next_token)
+    remaining = [item for item in items if after is None or key(item) > after]
+    page = remaining[:max_results]
+    last = key(page[-1]) if page and len(remaining) > max_results else None
+    return page, encode_token(listing, last)

@@ -389,7 +389,7 @@ def list_tokens(uow: UnitOfWork, user: str) -> list[Token]:
     rows = uow.session.scalars(
         select(ApiTokenRow)
         .where(ApiTokenRow.user_id == user_row.id)
-        .order_by(ApiTokenRow.created_at)
+        .order_by(ApiTokenRow.created_at, ApiTokenRow.id)
     )
     return [_token_to_schema(r, user) for r in rows]
 

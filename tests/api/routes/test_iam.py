@@ -545,3 +545,56 @@ def test_non_json_bodies_are_refused_and_audited(http: TestClient, auth_headers:
     assert "application/json" in assert_envelope(response, 415, "UnsupportedMediaType")["message"]
     assert_envelope(http.get(f"{API}/groups/sneaky", headers=auth_headers), 404, "NotFound")
     assert len(_denials(http, auth_headers, "CreateGroup")) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "create"),
+    [
+        ("/permission-sets", None),
+        ("/tokens", lambda n: ("/tokens", {"name": f"t{n}"})),
+        (
+            "/guardrails",
+            lambda n: ("/guardrails", {"name": f"g{n}", "example": "sandbox-instance-size-limit"}),
+        ),
+        (
+            "/assignments",
+            lambda n: (
+                "/assignments",
+                {
+                    "permission_set": "ReadOnly",
+                    "principal_type": "group",
+                    "principal": f"grp{n}",
+                    "target_type": "ou",
+                    "target": "",
+                },
+            ),
+        ),
+    ],
+)
+def test_small_lists_page_too(
+    http: TestClient,
+    auth_headers: Headers,
+    path: str,
+    create: Callable[[int], tuple[str, dict[str, object]]] | None,
+) -> None:
+    for n in range(4):
+        if create is not None:
+            if path == "/assignments":
+                _ok(http.post(f"{API}/groups", json={"name": f"grp{n}"}, headers=auth_headers), 201)
+            route, body = create(n)
+            _ok(http.post(f"{API}{route}", json=body, headers=auth_headers), 201)
+    everything = [i["id"] for i in _ok(http.get(f"{API}{path}", headers=auth_headers))["items"]]
+    seen: list[str] = []
+    token = None
+    while True:
+        params: dict[str, object] = {"max_results": 2, **({"next_token": token} if token else {})}
+        page = _ok(http.get(f"{API}{path}", params=params, headers=auth_headers))
+        seen += [i["id"] for i in page["items"]]
+        token = page["next_token"]
+        if token is None:
+            break
+    assert seen == everything and len(everything) >= 4
+    foreign = http.get(
+        f"{API}{path}", params={"next_token": "eyJsIjoieCIsImsiOiJ5In0"}, headers=auth_headers
+    )
+    assert_envelope(foreign, 400, "ValidationError")

@@ -23,6 +23,7 @@ from ketch.api.pagination import (
     NextToken,
     decode_token,
     encode_token,
+    page_of,
 )
 from ketch.core.errors import InvalidInput
 from ketch.iam import Action
@@ -265,9 +266,19 @@ def list_tokens(
         Guard, Depends(authorize(Action.LIST_TOKENS, resources.token_owner_from_query()))
     ],
     user: NameQuery = None,
+    max_results: MaxResults = DEFAULT_MAX_RESULTS,
+    next_token: NextToken = None,
 ) -> Page[Token]:
     with guard.context.uow() as uow:
-        return Page[Token](items=iam.list_tokens(uow, user or guard.caller.name))
+        tokens = iam.list_tokens(uow, user or guard.caller.name)
+    items, token = page_of(
+        "tokens", tokens, _token_key, max_results=max_results, next_token=next_token
+    )
+    return Page[Token](items=items, next_token=token)
+
+
+def _token_key(token: Token) -> str:
+    return f"{token.created_at.isoformat(timespec='microseconds')}|{token.id}"
 
 
 @router.post("/tokens/{token_id}/revoke", tags=["identity"], summary="Revoke an API token")
@@ -316,9 +327,19 @@ def list_permission_sets(
     guard: Annotated[
         Guard, Depends(authorize(Action.LIST_PERMISSION_SETS, resources.organization()))
     ],
+    max_results: MaxResults = DEFAULT_MAX_RESULTS,
+    next_token: NextToken = None,
 ) -> Page[PermissionSet]:
     with guard.context.uow() as uow:
-        return Page[PermissionSet](items=iam.list_permission_sets(uow))
+        sets = iam.list_permission_sets(uow)
+    items, token = page_of(
+        "permission-sets", sets, _name, max_results=max_results, next_token=next_token
+    )
+    return Page[PermissionSet](items=items, next_token=token)
+
+
+def _name(item: PermissionSet | Guardrail) -> str:
+    return item.name
 
 
 @router.get("/permission-sets/{name}", tags=["access"], summary="Describe a permission set")
@@ -398,6 +419,8 @@ def list_assignments(
     ],
     principal_type: Annotated[str | None, Query(pattern="^(user|group)$")] = None,
     principal: NameQuery = None,
+    max_results: MaxResults = DEFAULT_MAX_RESULTS,
+    next_token: NextToken = None,
 ) -> Page[Assignment]:
     if (principal_type is None) != (principal is None):
         raise InvalidInput("give principal_type and principal together")
@@ -412,7 +435,14 @@ def list_assignments(
                     resources.assignment_target(guard.compiled, a.id, a.target_type, a.target),
                 )
             ]
-    return Page[Assignment](items=items)
+    page, token = page_of(
+        "assignments", items, _assignment_key, max_results=max_results, next_token=next_token
+    )
+    return Page[Assignment](items=page, next_token=token)
+
+
+def _assignment_key(assignment: Assignment) -> str:
+    return f"{assignment.created_at.isoformat(timespec='microseconds')}|{assignment.id}"
 
 
 @router.get("/assignments/{assignment_id}", tags=["access"], summary="Describe an assignment")
@@ -474,9 +504,15 @@ def create_guardrail(
 @router.get("/guardrails", tags=["access"], summary="List guardrails")
 def list_guardrails(
     guard: Annotated[Guard, Depends(authorize(Action.LIST_GUARDRAILS, resources.organization()))],
+    max_results: MaxResults = DEFAULT_MAX_RESULTS,
+    next_token: NextToken = None,
 ) -> Page[Guardrail]:
     with guard.context.uow() as uow:
-        return Page[Guardrail](items=iam.list_guardrails(uow))
+        guardrails = iam.list_guardrails(uow)
+    items, token = page_of(
+        "guardrails", guardrails, _name, max_results=max_results, next_token=next_token
+    )
+    return Page[Guardrail](items=items, next_token=token)
 
 
 @router.get("/guardrail-examples", tags=["access"], summary="The example guardrails ketch ships")
