@@ -1,9 +1,19 @@
 """The Cedar decision engine: compile the organisation's policies once, decide fast.
 
 ``compile_policies`` turns one :class:`AccessFacts` (everything that can change a
-decision, read at one policy epoch) into a pre-parsed ``PolicySet`` and ``Entities``.
-Permission sets and guardrails are templates; assignments and guardrail attachments
-are template links, so the whole set is built in one parse of Cedar's JSON format.
+decision, read at one policy epoch) into pre-parsed ``Entities`` and the policies in
+Cedar's JSON format. Permission sets and guardrails are templates; assignments and
+guardrail attachments are template links.
+
+Cedar evaluates every policy of a set on every request, so a decision would cost time
+in proportion to the whole organisation's assignments. Instead each principal gets its
+own pre-parsed ``PolicySet``, built on its first request at an epoch and cached: the
+system policies, the network guard, every guardrail, and only the links that name the
+principal or one of its groups (no other link can match it). A resource the entities do
+not hold (a job being created, say) is decided on a small entity slice: the principal
+and its groups, the resource and its ancestors, the action and its groups; copying the
+whole entity set per request would cost milliseconds.
+
 ``decide`` never fails open: a decision whose evaluation reported an error is a deny,
 and is logged.
 """
@@ -103,35 +113,74 @@ def ip_value(address: str) -> dict[str, Any]:
     return {"__extn": {"fn": "ip", "arg": address}}
 
 
+EntityKey = tuple[str, str]
+"""(entity type without namespace, entity id)."""
+
+MAX_CACHED_PRINCIPALS = 20_000
+"""Per-principal policy sets kept per epoch; beyond it sets are built per request."""
+MAX_CACHED_SLICES = 20_000
+"""Entity slices (principal, action, container) kept per epoch; emptied when full."""
+
+
 @dataclass
 class CompiledPolicies:
     """Pre-parsed Cedar handles for one epoch, plus what each policy id means."""
 
     facts: AccessFacts
-    policy_set: cedarpy.PolicySet
     entities: cedarpy.Entities
-    known: frozenset[tuple[str, str]]
+    known: frozenset[EntityKey]
     sources: dict[str, PolicySource] = field(default_factory=dict)
     org_admins: frozenset[str] = frozenset()
     """Users holding OrgAdmin on the root OU, directly or through a group."""
+    static: dict[str, Any] = field(default_factory=dict)
+    templates: dict[str, Any] = field(default_factory=dict)
+    shared_links: list[dict[str, Any]] = field(default_factory=list)
+    """Links every principal is subject to (guardrails)."""
+    links_by_principal: dict[EntityKey, list[dict[str, Any]]] = field(default_factory=dict)
+    entity_json: dict[EntityKey, str] = field(default_factory=dict)
+    entity_parents: dict[EntityKey, tuple[EntityKey, ...]] = field(default_factory=dict)
+    _policy_sets: dict[str, cedarpy.PolicySet] = field(default_factory=dict)
+    _slices: dict[tuple[str, str, str, str], cedarpy.Entities] = field(default_factory=dict)
 
     @property
     def version(self) -> tuple[int, int]:
         return self.facts.version
+
+    def policy_set_for(self, principal: str) -> cedarpy.PolicySet:
+        """Every policy that can apply to ``principal``, parsed once per epoch."""
+        cached = self._policy_sets.get(principal)
+        if cached is not None:
+            return cached
+        links = list(self.shared_links)
+        for holder in (
+            ("User", principal),
+            *(("Group", g) for g in self.facts.user_groups.get(principal, ())),
+        ):
+            links += self.links_by_principal.get(holder, ())
+        document = {
+            "staticPolicies": self.static,
+            "templates": self.templates,
+            "templateLinks": links,
+        }
+        policy_set = cedarpy.PolicySet.from_json_str(json.dumps(document))
+        if len(self._policy_sets) < MAX_CACHED_PRINCIPALS:
+            self._policy_sets[principal] = policy_set  # a race only builds it twice
+        return policy_set
 
     def decide(
         self, *, principal: str, action: Action, resource: ResourceRef, context: dict[str, Any]
     ) -> Decision:
         entities = self.entities
         if (resource.type, resource.id) not in self.known:
-            entities = entities.with_added_json_str(json.dumps([_resource_entity(resource)]))
+            entities = self.entity_slice(principal, action, resource)
         request = {
             "principal": uid("User", principal),
             "action": uid("Action", action.value),
             "resource": uid(resource.type, resource.id),
-            "context": context,
+            # Serialised here, compactly: cedarpy would copy the request and dump it itself.
+            "context": json.dumps(context, separators=(",", ":")),
         }
-        result = cedarpy.is_authorized(request, self.policy_set, entities)
+        result = cedarpy.is_authorized(request, self.policy_set_for(principal), entities)
         errors = tuple(str(e) for e in result.diagnostics.errors)
         reasons = tuple(result.diagnostics.reasons)
         if errors:
@@ -141,6 +190,40 @@ class CompiledPolicies:
             )
             return Decision(allowed=False, policy_ids=reasons, errors=errors)
         return Decision(allowed=result.allowed, policy_ids=reasons)
+
+    def entity_slice(
+        self, principal: str, action: Action, resource: ResourceRef
+    ) -> cedarpy.Entities:
+        """The entities a request on a resource unknown to the set can depend on.
+
+        The slice around the resource (principal, groups, action, the resource's
+        ancestors) is parsed once per epoch and kept; the resource is added to a copy.
+        """
+        key = (principal, action.value, resource.parent_type or "", resource.parent_id or "")
+        around = self._slices.get(key)
+        if around is None:
+            around = self._parse_slice(principal, action, resource)
+            if len(self._slices) >= MAX_CACHED_SLICES:
+                self._slices.clear()
+            self._slices[key] = around
+        return around.with_added_json_str("[" + json.dumps(_resource_entity(resource)) + "]")
+
+    def _parse_slice(
+        self, principal: str, action: Action, resource: ResourceRef
+    ) -> cedarpy.Entities:
+        parts: list[str] = []
+        seen: set[EntityKey] = set()
+        pending: list[EntityKey] = [("User", principal), ("Action", action.value)]
+        if resource.parent_type and resource.parent_id:
+            pending.append((resource.parent_type, resource.parent_id))
+        while pending:
+            key = pending.pop()
+            if key in seen or key not in self.entity_json:
+                continue
+            seen.add(key)
+            parts.append(self.entity_json[key])
+            pending += self.entity_parents[key]
+        return cedarpy.Entities.from_json_str("[" + ",".join(parts) + "]")
 
 
 def _resource_entity(resource: ResourceRef) -> dict[str, Any]:
@@ -211,7 +294,8 @@ def compile_policies(facts: AccessFacts) -> CompiledPolicies:
     """Build the Cedar handles for ``facts`` (stored text was validated when written)."""
     static: dict[str, Any] = {}
     templates: dict[str, Any] = {}
-    links: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []  # guardrail attachments: they hold for everyone
+    principal_links: list[dict[str, Any]] = []  # assignments: they name their principal
     sources: dict[str, PolicySource] = {}
     for policy_id, text in SYSTEM_POLICIES.items():
         parsed = json.loads(cedarpy.policies_to_json_str(text))
@@ -250,7 +334,7 @@ def compile_policies(facts: AccessFacts) -> CompiledPolicies:
         )
         for index, template_id in enumerate(set_templates[ps.id]):
             link_id = f"as.{assignment.id}.{index}"
-            links.append(
+            principal_links.append(
                 {
                     "templateId": template_id,
                     "newId": link_id,
@@ -281,14 +365,35 @@ def compile_policies(facts: AccessFacts) -> CompiledPolicies:
             )
             sources[link_id] = PolicySource("guardrail", guardrail.name, f"on OU {ou_path}")
 
-    document = {"staticPolicies": static, "templates": templates, "templateLinks": links}
-    policy_set = cedarpy.PolicySet.from_json_str(json.dumps(document))
     entity_list = _entities(facts)
     entities = cedarpy.Entities.from_json_str(json.dumps(entity_list))
-    known = frozenset(
-        (e["uid"]["type"].removeprefix(f"{NAMESPACE}::"), e["uid"]["id"]) for e in entity_list
+    entity_json: dict[EntityKey, str] = {}
+    entity_parents: dict[EntityKey, tuple[EntityKey, ...]] = {}
+    for entity in entity_list:
+        key = _key(entity["uid"])
+        entity_json[key] = json.dumps(entity)
+        entity_parents[key] = tuple(_key(p) for p in entity["parents"])
+    links_by_principal: dict[EntityKey, list[dict[str, Any]]] = {}
+    for link in principal_links:
+        holder = _key(link["values"]["?principal"])
+        links_by_principal.setdefault(holder, []).append(link)
+    return CompiledPolicies(
+        facts=facts,
+        entities=entities,
+        known=frozenset(entity_json),
+        sources=sources,
+        org_admins=_org_admins(facts),
+        static=static,
+        templates=templates,
+        shared_links=links,
+        links_by_principal=links_by_principal,
+        entity_json=entity_json,
+        entity_parents=entity_parents,
     )
-    return CompiledPolicies(facts, policy_set, entities, known, sources, _org_admins(facts))
+
+
+def _key(entity_uid: dict[str, str]) -> EntityKey:
+    return (entity_uid["type"].removeprefix(f"{NAMESPACE}::"), entity_uid["id"])
 
 
 def _org_admins(facts: AccessFacts) -> frozenset[str]:

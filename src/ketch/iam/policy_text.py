@@ -12,7 +12,7 @@ message.
 from __future__ import annotations
 
 import json
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import cedarpy
@@ -30,6 +30,17 @@ def cedar_schema() -> cedarpy.Schema:
 
 
 def _parse(text: str, what: str) -> dict[str, Any]:
+    """Cedar JSON of ``text``, validated; a fresh copy each call (callers may change it)."""
+    parsed: dict[str, Any] = json.loads(_validated_json(text, what))
+    return parsed
+
+
+@lru_cache(maxsize=512)
+def _validated_json(text: str, what: str) -> str:
+    """Parsing and strict validation, once per distinct text (every recompile reuses it).
+
+    Only successes are cached: an invalid text raises every time.
+    """
     if len(text) > MAX_POLICY_TEXT:
         raise InvalidInput(f"{what} is longer than {MAX_POLICY_TEXT} characters")
     if not text.strip():
@@ -42,7 +53,7 @@ def _parse(text: str, what: str) -> dict[str, Any]:
     if not result.validation_passed:
         problems = "; ".join(error.error for error in result.errors[:5])
         raise InvalidInput(f"{what} does not validate against ketch's Cedar schema: {problems}")
-    return parsed
+    return json.dumps(parsed)
 
 
 def _slot(scope: dict[str, Any]) -> str | None:
