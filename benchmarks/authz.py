@@ -372,12 +372,12 @@ def bench_decisions(samples: int, warmup: int, min_policies: int) -> DecisionRep
         return request_context(compiled, r.caller, account=r.account, facts=r.facts)
 
     def cedar_only(i: int) -> object:
-        request = cedar_requests[i % len(cedar_requests)]
-        policies = compiled.policy_set_for(request["principal"]["id"])
-        return cedarpy.is_authorized(request, policies, compiled.entities)
+        r = known[i % len(known)]
+        policies = compiled.policy_set_for(r.caller.name, r.resource)
+        return cedarpy.is_authorized(cedar_requests[i % len(known)], policies, compiled.entities)
 
     # For comparison: Cedar on the whole organisation's policy set (what ketch did before
-    # it gave each principal only the policies that can apply to it).
+    # it decided each request on only the policies that can apply to it).
     whole = cedarpy.PolicySet.from_json_str(
         json.dumps(
             {

@@ -6,10 +6,11 @@ Cedar's JSON format. Permission sets and guardrails are templates; assignments a
 guardrail attachments are template links.
 
 Cedar evaluates every policy of a set on every request, so a decision would cost time
-in proportion to the whole organisation's assignments. Instead each principal gets its
-own pre-parsed ``PolicySet``, built on its first request at an epoch and cached: the
-system policies, the network guard, every guardrail, and only the links that name the
-principal or one of its groups (no other link can match it). A resource the entities do
+in proportion to the whole organisation's assignments. Instead a request is decided on
+a pre-parsed ``PolicySet`` built for its principal and the resource's path to the root
+(once per epoch, then cached): the system policies, the network guard, and only the
+links that can match, those naming the principal or one of its groups and linked to an
+entity on that path (every template is scoped ``resource in ?resource``). A resource the entities do
 not hold (a job being created, say) is decided on a small entity slice: the principal
 and its groups, the resource and its ancestors, the action and its groups; copying the
 whole entity set per request would cost milliseconds.
@@ -116,8 +117,10 @@ def ip_value(address: str) -> dict[str, Any]:
 EntityKey = tuple[str, str]
 """(entity type without namespace, entity id)."""
 
-MAX_CACHED_PRINCIPALS = 20_000
-"""Per-principal policy sets kept per epoch; beyond it sets are built per request."""
+LINK_TARGET_TYPES = frozenset({"Account", "OU"})
+"""What assignments and guardrails are linked to (``?resource``)."""
+MAX_CACHED_POLICY_SETS = 50_000
+"""Policy sets (principal, resource path) kept per epoch; emptied when full."""
 MAX_CACHED_SLICES = 20_000
 """Entity slices (principal, action, container) kept per epoch; emptied when full."""
 
@@ -139,16 +142,28 @@ class CompiledPolicies:
     links_by_principal: dict[EntityKey, list[dict[str, Any]]] = field(default_factory=dict)
     entity_json: dict[EntityKey, str] = field(default_factory=dict)
     entity_parents: dict[EntityKey, tuple[EntityKey, ...]] = field(default_factory=dict)
-    _policy_sets: dict[str, cedarpy.PolicySet] = field(default_factory=dict)
+    _policy_sets: dict[tuple[str, frozenset[EntityKey] | None], cedarpy.PolicySet] = field(
+        default_factory=dict
+    )
     _slices: dict[tuple[str, str, str, str], cedarpy.Entities] = field(default_factory=dict)
 
     @property
     def version(self) -> tuple[int, int]:
         return self.facts.version
 
-    def policy_set_for(self, principal: str) -> cedarpy.PolicySet:
-        """Every policy that can apply to ``principal``, parsed once per epoch."""
-        cached = self._policy_sets.get(principal)
+    def policy_set_for(
+        self, principal: str, resource: ResourceRef | None = None
+    ) -> cedarpy.PolicySet:
+        """Every policy that can apply to ``principal`` acting on ``resource``.
+
+        Every template is scoped ``resource in ?resource``, so a link can only match a
+        resource below (or at) the entity it links: links to anything off the
+        resource's path to the root are left out. ``None`` keeps all of the principal's.
+        Parsed once per epoch for each (principal, path) and cached.
+        """
+        path = self._path_of(resource) if resource is not None else None
+        key = (principal, path)
+        cached = self._policy_sets.get(key)
         if cached is not None:
             return cached
         links = list(self.shared_links)
@@ -157,15 +172,35 @@ class CompiledPolicies:
             *(("Group", g) for g in self.facts.user_groups.get(principal, ())),
         ):
             links += self.links_by_principal.get(holder, ())
+        if path is not None:
+            links = [link for link in links if _key(link["values"]["?resource"]) in path]
         document = {
             "staticPolicies": self.static,
             "templates": self.templates,
             "templateLinks": links,
         }
         policy_set = cedarpy.PolicySet.from_json_str(json.dumps(document))
-        if len(self._policy_sets) < MAX_CACHED_PRINCIPALS:
-            self._policy_sets[principal] = policy_set  # a race only builds it twice
+        if len(self._policy_sets) >= MAX_CACHED_POLICY_SETS:
+            self._policy_sets.clear()
+        self._policy_sets[key] = policy_set  # a race only builds it twice
         return policy_set
+
+    def _path_of(self, resource: ResourceRef) -> frozenset[EntityKey]:
+        """The accounts and OUs the resource is, or is (transitively) in: what links name.
+
+        Only those, so that requests on different resources in one account share a set.
+        """
+        start: EntityKey = (resource.type, resource.id)
+        pending = [start, *self.entity_parents.get(start, ())]
+        if resource.parent_type and resource.parent_id:
+            pending.append((resource.parent_type, resource.parent_id))
+        seen: set[EntityKey] = set()
+        while pending:
+            key = pending.pop()
+            if key not in seen:
+                seen.add(key)
+                pending += self.entity_parents.get(key, ())
+        return frozenset(key for key in seen if key[0] in LINK_TARGET_TYPES)
 
     def decide(
         self, *, principal: str, action: Action, resource: ResourceRef, context: dict[str, Any]
@@ -180,7 +215,7 @@ class CompiledPolicies:
             # Serialised here, compactly: cedarpy would copy the request and dump it itself.
             "context": json.dumps(context, separators=(",", ":")),
         }
-        result = cedarpy.is_authorized(request, self.policy_set_for(principal), entities)
+        result = cedarpy.is_authorized(request, self.policy_set_for(principal, resource), entities)
         errors = tuple(str(e) for e in result.diagnostics.errors)
         reasons = tuple(result.diagnostics.reasons)
         if errors:
