@@ -27,9 +27,8 @@ Reproduce (from the repository root)::
     .venv/bin/python benchmarks/authz.py --quick     # 10x fewer samples and requests
     .venv/bin/python benchmarks/authz.py --postgres  # also on PostgreSQL (fsync off: optimistic)
 
-A full run takes about 8 minutes on 2 cores, 10 with ``--postgres`` (most of it the
-unknown-resource cases, which cost milliseconds each); ``--quick`` about 1. Results of a
-run are kept in ``benchmarks/RESULTS.md``.
+A full run takes about 3 minutes on 2 cores, 4 with ``--postgres``; ``--quick`` about 1.
+Results of a run are kept in ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
