@@ -19,6 +19,7 @@ from ketch.iam.builtin import BUILTIN_SETS
 from ketch.iam.engine import AccessFacts, AssignmentFacts, GuardrailFacts, PermissionSetFacts
 from ketch.iam.epoch import bump_policy_epoch, policy_epoch, settings_row
 from ketch.iam.policy_text import guardrail_templates, permission_set_templates
+from ketch.iam.rows import row_named
 from ketch.iam.tables import (
     AssignmentRow,
     GroupMemberRow,
@@ -103,10 +104,7 @@ def _set_to_schema(row: PermissionSetRow) -> PermissionSet:
 
 
 def _set_row(uow: UnitOfWork, name: str) -> PermissionSetRow:
-    row = uow.session.scalars(select(PermissionSetRow).where(PermissionSetRow.name == name)).first()
-    if row is None:
-        raise NotFound(f"permission set '{name}' does not exist")
-    return row
+    return row_named(uow, PermissionSetRow, name, "permission set")
 
 
 def create_permission_set(
@@ -317,10 +315,7 @@ def _guardrail_to_schema(row: GuardrailRow, ou_path: str) -> Guardrail:
 
 
 def _guardrail_row(uow: UnitOfWork, name: str) -> GuardrailRow:
-    row = uow.session.scalars(select(GuardrailRow).where(GuardrailRow.name == name)).first()
-    if row is None:
-        raise NotFound(f"guardrail '{name}' does not exist")
-    return row
+    return row_named(uow, GuardrailRow, name, "guardrail")
 
 
 def create_guardrail(

@@ -19,6 +19,7 @@ from ketch.core.ids import new_id
 from ketch.core.krn import krn, validate_name
 from ketch.iam.epoch import bump_policy_epoch
 from ketch.iam.passwords import check_password_strength, hash_password, verify_password
+from ketch.iam.rows import row_named
 from ketch.iam.tables import (
     ApiTokenRow,
     AssignmentRow,
@@ -69,10 +70,7 @@ def user_krn(name: str) -> str:
 
 
 def _user_row(uow: UnitOfWork, name: str) -> UserRow:
-    row = uow.session.scalars(select(UserRow).where(UserRow.name == name)).first()
-    if row is None:
-        raise NotFound(f"user '{name}' does not exist")
-    return row
+    return row_named(uow, UserRow, name, "user")
 
 
 def _groups_of(uow: UnitOfWork, user_id: str) -> list[str]:
@@ -214,10 +212,7 @@ def user_id_of(uow: UnitOfWork, name: str) -> str:
 
 
 def _group_row(uow: UnitOfWork, name: str) -> GroupRow:
-    row = uow.session.scalars(select(GroupRow).where(GroupRow.name == name)).first()
-    if row is None:
-        raise NotFound(f"group '{name}' does not exist")
-    return row
+    return row_named(uow, GroupRow, name, "group")
 
 
 def _group_to_schema(uow: UnitOfWork, row: GroupRow) -> Group:
