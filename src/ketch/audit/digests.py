@@ -25,12 +25,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
 from ketch.audit.chain import GENESIS_HASH, canonical_json, canonical_time, sha256_hex
 from ketch.audit.service import lock_head
-from ketch.audit.signing import DigestSigner, load_or_create_signer
+from ketch.audit.signing import (
+    DigestSigner,
+    load_or_create_signer,
+    load_public_key,
+    public_key_path,
+)
 from ketch.audit.tables import AuditDigestRow
+from ketch.core.errors import InternalError
 from ketch.core.files import write_private_json
 from ketch.core.settings import KetchSettings
 from ketch.store.session import UnitOfWork, UnitOfWorkFactory
@@ -168,6 +175,23 @@ class AuditTrail:
     def max_digest_age(self) -> timedelta:
         """Older than this, the newest digest is stale: two periods passed without one."""
         return 2 * self.digest_interval
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        """The key digests are verified with: the public half, never the secret.
+
+        Only when no key exists at all (nothing can have been signed yet) is the pair
+        created, as the first digest would.
+        """
+        path = public_key_path(self.key_path)
+        if path.exists():
+            return load_public_key(path)
+        if self.key_path.exists():
+            raise InternalError(
+                f"the audit public key {path} is missing while the signing key exists; "
+                "restore it from a backup (digests cannot be verified without it)"
+            )
+        return self.signer.public_key
 
     @property
     def signer(self) -> DigestSigner:

@@ -126,3 +126,22 @@ def test_the_routes_need_credentials(trail: Context, http: TestClient) -> None:
         anonymous.audit.list()
     with pytest.raises(Unauthenticated):
         anonymous.audit.verify()
+
+
+def test_verify_reads_only_the_public_key_and_never_makes_one(
+    trail: Context, client: ketch.Client
+) -> None:
+    from ketch.audit.signing import public_key_path
+
+    write_digest(trail)
+    key = trail.audit.key_path
+    assert client.audit.verify().ok
+    public = public_key_path(key)
+    kept = public.read_bytes()
+    public.unlink()
+    with pytest.raises(ketch.KetchError, match="public key .* is missing"):
+        client.audit.verify()
+    assert not public.exists()  # verification did not write a new key pair
+    assert key.exists()
+    public.write_bytes(kept)
+    assert client.audit.verify().ok

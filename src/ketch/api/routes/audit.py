@@ -70,7 +70,7 @@ def verify_audit_trail(
     with guard.context.uow() as uow:
         return audit.verify_trail(
             uow,
-            trail.signer.public_key,
+            trail.public_key,
             now=uow.clock.now(),
             max_digest_age=trail.max_digest_age,
             digest_dir=trail.digest_dir,
