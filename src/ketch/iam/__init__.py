@@ -9,7 +9,6 @@ from ketch.iam.access import (
     delete_assignment,
     delete_guardrail,
     delete_permission_set,
-    ensure_builtin_permission_sets,
     get_assignment,
     get_guardrail,
     get_network_policy,
@@ -21,7 +20,7 @@ from ketch.iam.access import (
     update_guardrail,
     update_permission_set,
 )
-from ketch.iam.actions import ACTION_SPECS, Action, ActionSpec
+from ketch.iam.actions import ACTION_SPECS, Action
 from ketch.iam.authorizer import (
     Authorizer,
     RequestFacts,
@@ -31,8 +30,8 @@ from ketch.iam.authorizer import (
     is_caller_or_own_group,
     ou_id_of,
 )
-from ketch.iam.builtin import EXAMPLE_GUARDRAILS, INSTANCE_RANKS
-from ketch.iam.engine import CompiledPolicies, Decision, PolicySource, ResourceRef
+from ketch.iam.builtin import EXAMPLE_GUARDRAILS
+from ketch.iam.engine import CompiledPolicies, ResourceRef
 from ketch.iam.identity import (
     Caller,
     add_group_member,
@@ -41,7 +40,6 @@ from ketch.iam.identity import (
     create_user,
     delete_group,
     delete_user,
-    ensure_group,
     find_external_user,
     get_group,
     get_user,
@@ -63,15 +61,11 @@ from ketch.iam.simulator import simulate
 __all__ = [
     "ACTION_SPECS",
     "EXAMPLE_GUARDRAILS",
-    "INSTANCE_RANKS",
     "Action",
-    "ActionSpec",
     "AdminBootstrap",
     "Authorizer",
     "Caller",
     "CompiledPolicies",
-    "Decision",
-    "PolicySource",
     "RequestFacts",
     "ResourceRef",
     "add_group_member",
@@ -89,8 +83,6 @@ __all__ = [
     "delete_guardrail",
     "delete_permission_set",
     "delete_user",
-    "ensure_builtin_permission_sets",
-    "ensure_group",
     "find_external_user",
     "get_assignment",
     "get_group",
