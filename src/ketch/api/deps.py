@@ -148,14 +148,14 @@ def sign_in_entry(
     signed in. Nothing secret enters it.
     """
     return audit.AuditEntry(
-        principal=principal[:128] if principal else None,
+        principal=principal,
         principal_id=principal_id,
         account=None,
         action=SIGN_IN_ACTION,
         resource=None,
         request_id=getattr(request.state, "request_id", None),
         source_ip=client_address(request, context.settings.server.trusted_proxies),
-        user_agent=request.headers.get("user-agent", "")[:256] or None,
+        user_agent=request.headers.get("user-agent") or None,
         outcome=audit.Outcome.FAILED if error_code else audit.Outcome.SUCCESS,
         error_code=error_code,
         details=details,
@@ -332,7 +332,7 @@ def authorize(
             target=target,
             request_facts=facts,
             request_id=getattr(request.state, "request_id", None),
-            user_agent=request.headers.get("user-agent", "")[:256] or None,
+            user_agent=request.headers.get("user-agent") or None,
         )
         refusal = _transport_refusal(request, context.settings)
         if refusal is not None:
@@ -346,8 +346,13 @@ def authorize(
         if list_filter:
             guard.filtered = True
             return guard
+        # Cedar names the forbids that denied (none for an implicit deny).
+        forbids = sorted(
+            {compiled.sources[p].name for p in decision.policy_ids if p in compiled.sources}
+        )
+        because = f": explicitly denied by {', '.join(forbids)}" if forbids else ""
         error: KetchError = Forbidden(
-            f"{caller.name} is not allowed to perform {action.value} on this resource"
+            f"{caller.name} is not allowed to perform {action.value} on this resource{because}"
         )
         if target.not_found is not None and target.account is not None:
             account = Target(ResourceRef("Account", target.account), account=target.account)

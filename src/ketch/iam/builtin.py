@@ -103,6 +103,10 @@ SYSTEM_POLICIES: dict[str, str] = {
     "system.own-tokens": (
         f"permit(principal, {_OWN_TOKENS}, resource) when {{ resource == principal }};"
     ),
+    "system.no-self-delete": (
+        f"forbid(principal, action == {action_ref(Action.DELETE_USER)}, resource) "
+        "when { resource == principal };"
+    ),
     "system.read-only-token": (
         "forbid(principal, action, resource) when { context.token_read_only } "
         f"unless {{ {_group('ReadOnlyActions')} }};"

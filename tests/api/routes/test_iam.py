@@ -124,9 +124,12 @@ def test_bad_user_input_changes_nothing(
 
 def test_an_admin_cannot_delete_itself(http: TestClient, auth_headers: Headers) -> None:
     error = assert_envelope(
-        http.delete(f"{API}/users/admin", headers=auth_headers), 400, "ValidationError"
+        http.delete(f"{API}/users/admin", headers=auth_headers), 403, "AccessDenied"
     )
-    assert "yourself" in error["message"]
+    assert "system.no-self-delete" in error["message"]
+    [denial] = _denials(http, auth_headers, "DeleteUser")
+    assert "system.no-self-delete" in denial["policy_ids"]
+    assert _ok(http.get(f"{API}/users/admin", headers=auth_headers))["name"] == "admin"
 
 
 def test_group_membership(

@@ -146,4 +146,4 @@ def test_rm_with_yes_does_not_ask(run: Run, client: ketch.Client) -> None:
     with pytest.raises(ketch.NotFound):
         client.users.get("alice")
     failed(run("users", "rm", "alice", "-y"), "user 'alice' does not exist")
-    failed(run("users", "rm", "admin", "-y"), "you cannot delete yourself")
+    failed(run("users", "rm", "admin", "-y"), "explicitly denied by system.no-self-delete")

@@ -140,8 +140,6 @@ def delete_user(
         Guard, Depends(authorize(Action.DELETE_USER, resources.named("User", "user")))
     ],
 ) -> Response:
-    if name == guard.caller.name:
-        raise InvalidInput("you cannot delete yourself; ask another administrator")
     with guard.write() as uow:
         iam.delete_user(uow, name)
     return _no_content()
