@@ -8,6 +8,7 @@ checked on the nearest existing container of where it will be placed.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ketch import iam
@@ -202,15 +203,8 @@ def new_assignment_from_body() -> Resolver:
         )
         principal_type = _body_str(r.body, "principal_type")
         principal = _body_str(r.body, "principal")
-        return Target(
-            target.resource,
-            account=target.account,
-            krn=target.krn,
-            not_found=target.not_found,
-            subject_is_caller=is_caller_or_own_group(
-                r.compiled, r.caller, principal_type, principal
-            ),
-        )
+        escalates = is_caller_or_own_group(r.compiled, r.caller, principal_type, principal)
+        return replace(target, subject_is_caller=escalates)
 
     return resolve
 
@@ -225,8 +219,7 @@ def assignment_from_path(param: str = "assignment_id") -> Resolver:
     return resolve
 
 
-def _guardrail_target(r: Resolution, entity_id: str, name: str, ou_path: str) -> Target:
-    ou_id = ou_id_of(r.compiled, ou_path)
+def _guardrail_target(r: Resolution, entity_id: str, name: str, ou_id: str) -> Target:
     return Target(
         ResourceRef("Guardrail", entity_id, "OU", ou_id),
         krn=krn("", "guardrail", name),
@@ -239,14 +232,18 @@ def new_guardrail_from_body() -> Resolver:
 
     def resolve(r: Resolution) -> Target:
         name = _body_str(r.body, "name", "new")
-        return _guardrail_target(r, f"new:{name}", name, _body_str(r.body, "ou"))
+        ou_id = ou_id_of(r.compiled, _body_str(r.body, "ou"))
+        return _guardrail_target(r, f"new:{name}", name, ou_id)
 
     return resolve
 
 
 def guardrail_from_path(param: str = "name") -> Resolver:
     def resolve(r: Resolution) -> Target:
-        guardrail = iam.get_guardrail(r.uow, r.path[param])
-        return _guardrail_target(r, guardrail.name, guardrail.name, guardrail.ou)
+        name = r.path[param]
+        attached = {g.name: g.ou_id for g in r.compiled.facts.guardrails}
+        if name not in attached:
+            raise NotFound(f"guardrail '{name}' does not exist")
+        return _guardrail_target(r, name, name, attached[name])
 
     return resolve

@@ -110,16 +110,16 @@ def login(
 def whoami(uow: UnitOfWork, caller: Caller, *, is_org_admin: bool) -> Whoami:
     """The caller, its groups, and the assignments that reach it."""
     user = get_user(uow, caller.name)
+    holders = [("user", caller.name), *(("group", group) for group in user.groups)]
     reach = [
         Reach(
             permission_set=a.permission_set,
             target_type=a.target_type,
             target=a.target,
-            via="user" if a.principal_type == "user" else f"group {a.principal}",
+            via="user" if kind == "user" else f"group {name}",
         )
-        for a in list_assignments(uow)
-        if (a.principal_type == "user" and a.principal == caller.name)
-        or (a.principal_type == "group" and a.principal in user.groups)
+        for kind, name in holders
+        for a in list_assignments(uow, principal_type=kind, principal=name)
     ]
     return Whoami(
         principal=caller.principal,

@@ -139,7 +139,7 @@ def test_verify_reads_only_the_public_key_and_never_makes_one(
     public = public_key_path(key)
     kept = public.read_bytes()
     public.unlink()
-    with pytest.raises(ketch.KetchError, match="public key .* is missing"):
+    with pytest.raises(ketch.KetchError, match=r"public key .* is missing"):
         client.audit.verify()
     assert not public.exists()  # verification did not write a new key pair
     assert key.exists()

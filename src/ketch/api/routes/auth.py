@@ -49,6 +49,6 @@ def whoami(
         Guard, Depends(authorize(Action.GET_CALLER_IDENTITY, resources.caller_self()))
     ],
 ) -> Whoami:
+    is_org_admin = guard.caller.name in guard.compiled.org_admins
     with guard.context.uow() as uow:
-        compiled = guard.context.authorizer.compiled(uow)
-        return iam.whoami(uow, guard.caller, is_org_admin=guard.caller.name in compiled.org_admins)
+        return iam.whoami(uow, guard.caller, is_org_admin=is_org_admin)
