@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import uuid
@@ -29,3 +30,11 @@ def accept_request_id(candidate: str | None) -> str:
 def new_secret(nbytes: int = 32) -> str:
     """A URL-safe random secret of ``nbytes`` bytes of entropy."""
     return secrets.token_urlsafe(nbytes)
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 (hex) of a high-entropy secret (token, one-time code, state) for storage.
+
+    A fast hash suffices: these secrets are random, not guessable passwords.
+    """
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 
 from ketch.core.errors import InvalidInput, NotFound, Throttled, Unauthenticated
-from ketch.core.ids import new_id
+from ketch.core.ids import hash_secret, new_id
 from ketch.core.krn import krn, validate_name
 from ketch.iam.epoch import bump_policy_epoch
 from ketch.iam.passwords import check_password_strength, hash_password, verify_password
@@ -28,7 +28,7 @@ from ketch.iam.tables import (
     LoginThrottleRow,
     UserRow,
 )
-from ketch.iam.tokens import generate_token, hash_secret, parse_token, secret_matches
+from ketch.iam.tokens import generate_token, parse_token, secret_matches
 from ketch.schemas.iam import Group, Principal, Token, TokenIssued, User
 from ketch.store.paging import fetch_page
 from ketch.store.session import UnitOfWork

@@ -7,11 +7,12 @@ enough (as for GitHub or Stripe keys); passwords use argon2id instead.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import string
 from dataclasses import dataclass
+
+from ketch.core.ids import hash_secret
 
 _ALPHABET = string.ascii_letters + string.digits
 PREFIX_LENGTH = 8
@@ -39,10 +40,6 @@ def parse_token(text: str) -> TokenParts | None:
     if head != "ketch" or not sep or not sep2 or len(prefix) != PREFIX_LENGTH or not secret:
         return None
     return TokenParts(prefix=prefix, secret=secret)
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def secret_matches(secret: str, stored_hash: str) -> bool:

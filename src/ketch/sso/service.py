@@ -16,7 +16,6 @@ provider's group claim. Memberships added in ketch itself (``source="local"``) s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import timedelta
 from typing import Any, cast
@@ -25,7 +24,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import CursorResult, delete, func, select
 
 from ketch.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from ketch.core.ids import new_secret
+from ketch.core.ids import hash_secret, new_secret
 from ketch.core.krn import validate_name
 from ketch.core.settings import SsoSettings
 from ketch.iam import create_user, find_external_user, get_user, sync_sso_groups, update_user
@@ -100,10 +99,6 @@ def check_cli_redirect(url: str) -> str:
     return url
 
 
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def _delete_one(uow: UnitOfWork, statement: Any) -> bool:
     """Run a DELETE meant to remove one row; whether it did (a concurrent taker may not)."""
     result = cast(CursorResult[Any], uow.session.execute(statement))
@@ -142,7 +137,7 @@ def add_pending_login(
     )
     uow.session.add(
         PendingLoginRow(
-            state_hash=_digest(pending.state),
+            state_hash=hash_secret(pending.state),
             code_verifier=pending.code_verifier,
             nonce=pending.nonce,
             redirect_uri=pending.redirect_uri,
@@ -158,7 +153,7 @@ def add_pending_login(
 def take_pending_login(uow: UnitOfWork, state: str) -> PendingLogin:
     """Remove and return the sign-in started with ``state``; :class:`Unauthenticated` if
     there is none (never started, expired, or already taken)."""
-    key = _digest(state)
+    key = hash_secret(state)
     row = uow.session.get(PendingLoginRow, key)
     taken = row is not None and _delete_one(
         uow, delete(PendingLoginRow).where(PendingLoginRow.state_hash == key)
@@ -190,7 +185,7 @@ def create_exchange_code(uow: UnitOfWork, user: str, *, ttl: timedelta = EXCHANG
     code = new_secret(32)
     uow.session.add(
         ExchangeCodeRow(
-            code_hash=_digest(code), user_name=user, created_at=now, expires_at=now + ttl
+            code_hash=hash_secret(code), user_name=user, created_at=now, expires_at=now + ttl
         )
     )
     uow.session.flush()
@@ -202,7 +197,7 @@ def redeem_exchange_code(uow: UnitOfWork, code: str) -> str:
 
     :class:`Unauthenticated` when the code is unknown, expired or already used.
     """
-    key = _digest(code)
+    key = hash_secret(code)
     row = uow.session.get(ExchangeCodeRow, key)
     taken = row is not None and _delete_one(
         uow, delete(ExchangeCodeRow).where(ExchangeCodeRow.code_hash == key)
