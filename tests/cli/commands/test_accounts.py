@@ -141,12 +141,17 @@ def test_move_changes_the_ou(run: Run, client: ketch.Client) -> None:
 def test_close_asks_first_unless_yes(run: Run, client: ketch.Client) -> None:
     client.accounts.create("fraud-dev", stage="dev")
 
-    declined = run("accounts", "close", "fraud-dev", input="n\n")
-    assert declined.exit_code == 1
-    assert "Close account fraud-dev?" in declined.output
+    piped = run("accounts", "close", "fraud-dev", input="y\n")  # no terminal: nobody to ask
+    assert piped.exit_code == 1
+    assert "--yes" in piped.output
     assert client.accounts.get("fraud-dev").status == "active"
 
-    accepted = run("accounts", "close", "fraud-dev", input="y\n")
+    declined = run("accounts", "close", "fraud-dev", input="n\n", terminal=True)
+    assert declined.exit_code == 1
+    assert "Close account fraud-dev" in declined.output
+    assert client.accounts.get("fraud-dev").status == "active"
+
+    accepted = run("accounts", "close", "fraud-dev", input="y\n", terminal=True)
     assert accepted.exit_code == 0, accepted.output
     assert client.accounts.get("fraud-dev").status == "closed"
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ketch.cli._client import get_client, reported_errors
+from ketch.cli._input import YesOption, confirm_or_abort
 from ketch.cli.output import OutputFormat, OutputOption, emit_record, emit_table
 from ketch.schemas.org import AccountStatus, Stage
 
@@ -129,12 +130,11 @@ def move_account(
 def close_account(
     ctx: typer.Context,
     account_id: IdArg,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOption = False,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Close an account: its records stay, new work is refused. Cannot be undone."""
-    if not yes:
-        typer.confirm(f"Close account {account_id}? This cannot be undone", abort=True)
+    confirm_or_abort(f"close account {account_id} (this cannot be undone)", yes=yes)
     with reported_errors():
         account = get_client(ctx).accounts.close(account_id)
     emit_record(account, output)

@@ -8,7 +8,7 @@ import typer
 from pydantic import BaseModel
 
 from ketch.cli._client import get_client, reported_errors
-from ketch.cli._input import confirm_or_abort
+from ketch.cli._input import YesOption, confirm_or_abort
 from ketch.cli.output import (
     OutputFormat,
     OutputOption,
@@ -134,7 +134,7 @@ def show_assignment(
 def delete_assignment(
     ctx: typer.Context,
     assignment_id: IdArg,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOption = False,
 ) -> None:
     """Delete an assignment: its principal loses what it granted there."""
     confirm_or_abort(f"delete assignment {assignment_id}", yes=yes)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ketch.cli._client import get_client, reported_errors
-from ketch.cli._input import confirm_or_abort
+from ketch.cli._input import YesOption, confirm_or_abort
 from ketch.cli.output import OutputFormat, OutputOption, console, emit_record, emit_table
 
 app = typer.Typer(
@@ -54,7 +54,7 @@ def show_group(
 def delete_group(
     ctx: typer.Context,
     name: GroupArg,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOption = False,
 ) -> None:
     """Delete a group and its assignments (its members stay). Cannot be undone."""
     confirm_or_abort(f"delete group {name} and its assignments", yes=yes)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ketch.cli._client import get_client, reported_errors
-from ketch.cli._input import confirm_or_abort, read_text_file
+from ketch.cli._input import YesOption, confirm_or_abort, read_text_file
 from ketch.cli.output import OutputFormat, OutputOption, console, emit_record, emit_table
 
 app = typer.Typer(
@@ -106,7 +106,7 @@ def update_guardrail(
 def delete_guardrail(
     ctx: typer.Context,
     name: NameArg,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOption = False,
 ) -> None:
     """Delete a guardrail: what it forbade is decided by the assignments again."""
     confirm_or_abort(f"delete guardrail {name}", yes=yes)

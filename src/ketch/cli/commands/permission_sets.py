@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ketch.cli._client import get_client, reported_errors
-from ketch.cli._input import confirm_or_abort, read_text_file
+from ketch.cli._input import YesOption, confirm_or_abort, read_text_file
 from ketch.cli.output import OutputFormat, OutputOption, console, emit_record, emit_table
 
 app = typer.Typer(
@@ -107,7 +107,7 @@ def update_permission_set(
 def delete_permission_set(
     ctx: typer.Context,
     name: NameArg,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOption = False,
 ) -> None:
     """Delete a custom permission set that is no longer assigned."""
     confirm_or_abort(f"delete permission set {name}", yes=yes)

@@ -9,7 +9,7 @@ import typer
 from pydantic import BaseModel
 
 from ketch.cli._client import get_client, reported_errors
-from ketch.cli._input import confirm_or_abort
+from ketch.cli._input import YesOption, confirm_or_abort
 from ketch.cli.output import (
     OutputFormat,
     OutputOption,
@@ -136,7 +136,7 @@ def list_tokens(
 def revoke_token(
     ctx: typer.Context,
     token_id: Annotated[str, typer.Argument(help="Token id (see `ketch tokens ls`).")],
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOption = False,
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Revoke a token at once: requests that present it are refused from now on."""

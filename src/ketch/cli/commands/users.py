@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ketch.cli._client import get_client, reported_errors
-from ketch.cli._input import confirm_or_abort, read_secret
+from ketch.cli._input import YesOption, confirm_or_abort, read_secret
 from ketch.cli.output import OutputFormat, OutputOption, console, emit_record, emit_table
 
 app = typer.Typer(
@@ -27,7 +27,6 @@ PasswordStdinOption = Annotated[
     bool,
     typer.Option("--password-stdin", help="Read the password from the first line of stdin."),
 ]
-YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 @app.command("create")
