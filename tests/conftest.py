@@ -35,7 +35,7 @@ from ketch.server.bootstrap import ADMIN_FILE, BootstrapResult, bootstrap
 from ketch.server.context import Context, build_context
 from ketch.store.engine import create_engine_for_url
 from ketch.store.session import UnitOfWorkFactory
-from support.postgres import ThrowawayPostgres, postgres_required
+from support.postgres import ThrowawayPostgres, require_postgres_binaries
 from support.settings import TEST_HOST, make_settings
 
 Backend = Literal["sqlite", "postgres"]
@@ -44,13 +44,7 @@ Stage = Literal["migrated", "bootstrapped"]
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[ThrowawayPostgres]:
-    if not ThrowawayPostgres.available():
-        message = (
-            "PostgreSQL server binaries are missing (scripts/ensure_postgres.sh installs them)"
-        )
-        if postgres_required():
-            pytest.fail(message)
-        pytest.skip(message)
+    require_postgres_binaries()
     cluster = ThrowawayPostgres()
     cluster.start()
     try:

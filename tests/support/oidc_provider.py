@@ -39,9 +39,9 @@ from typing import Any, Self
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
-import pytest
 
 from support.processes import ChildProcessHelper, spawn, stop_process, tail
+from support.required import skip_or_fail
 
 __all__ = ["PROVIDER_DIR", "OidcProvider", "OidcProviderStartError", "running_provider"]
 
@@ -215,9 +215,8 @@ class OidcProvider(ChildProcessHelper):
 def running_provider(redirect_uris: list[str]) -> Iterator[OidcProvider]:
     """A started provider for a fixture; skips (or fails where required) without Node.js."""
     if not OidcProvider.available():
-        message = "Node.js or oidc-provider is missing (run scripts/ensure_oidc_provider.sh)"
-        if os.environ.get("KETCH_TEST_OIDC") == "required" or os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(
+            "OIDC", "Node.js or oidc-provider is missing (run scripts/ensure_oidc_provider.sh)"
+        )
     with OidcProvider(redirect_uris=redirect_uris) as provider:
         yield provider

@@ -45,8 +45,9 @@ from support.processes import (
     stop_process,
     tail,
 )
+from support.required import skip_or_fail
 
-__all__ = ["PostgresStartError", "ThrowawayPostgres", "postgres_required"]
+__all__ = ["PostgresStartError", "ThrowawayPostgres", "require_postgres_binaries"]
 
 PG_ROOT = Path("/usr/lib/postgresql")
 OS_ACCOUNT = "postgres"
@@ -55,12 +56,13 @@ SUPERUSER = "postgres"
 _PORT_ATTEMPTS = 3
 
 
-def postgres_required() -> bool:
-    """Whether PostgreSQL tests must fail rather than skip when the cluster is missing.
-
-    True under the test command (``KETCH_TEST_POSTGRES=required``) and in CI.
-    """
-    return os.environ.get("KETCH_TEST_POSTGRES") == "required" or bool(os.environ.get("CI"))
+def require_postgres_binaries() -> None:
+    """Skip, or fail where PostgreSQL is required, unless the server binaries exist."""
+    if not ThrowawayPostgres.available():
+        skip_or_fail(
+            "POSTGRES",
+            "PostgreSQL server binaries are missing (scripts/ensure_postgres.sh installs them)",
+        )
 
 
 class PostgresStartError(RuntimeError):

@@ -7,18 +7,9 @@ import os
 import psycopg
 import pytest
 
-from support.postgres import ThrowawayPostgres, postgres_required
+from support.postgres import ThrowawayPostgres, require_postgres_binaries
 
 pytestmark = pytest.mark.postgres
-
-
-def _require_binaries() -> None:
-    if ThrowawayPostgres.available():
-        return
-    message = "PostgreSQL server binaries are missing (scripts/ensure_postgres.sh installs them)"
-    if postgres_required():
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def _gone(pid: int) -> bool:
@@ -30,7 +21,7 @@ def _gone(pid: int) -> bool:
 
 
 def test_lifecycle() -> None:
-    _require_binaries()
+    require_postgres_binaries()
     cluster = ThrowawayPostgres()
     cluster.start()
     try:
