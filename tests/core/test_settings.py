@@ -298,3 +298,15 @@ def test_a_loopback_issuer_may_use_plain_http(tmp_path: Path) -> None:
         sso={"issuer": "http://127.0.0.1:8080/", "client_id": "k", "client_secret": "s"},
     ).sso
     assert sso.issuer == "http://127.0.0.1:8080"
+
+
+def test_trusted_proxies_are_checked_and_parsed_when_settings_load(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ipaddress import ip_network
+
+    monkeypatch.setenv("KETCH_SERVER__TRUSTED_PROXIES", '["10.0.0.1/8", "fd00::/8"]')
+    settings = load_settings(home=tmp_path / "h")
+    assert settings.server.trusted_proxies == [ip_network("10.0.0.0/8"), ip_network("fd00::/8")]
+    with pytest.raises(ValidationError, match="trusted_proxies"):
+        KetchSettings(home=tmp_path / "h", server={"trusted_proxies": ["not-a-range"]})

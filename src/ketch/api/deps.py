@@ -13,7 +13,7 @@ audit entry in the same transaction as the change.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, NoReturn, Protocol
@@ -104,14 +104,16 @@ class Resolution:
 Resolver = Callable[[Resolution], Target]
 
 
-def client_address(request: Request, trusted_proxies: list[str]) -> str:
+def client_address(
+    request: Request, trusted_proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> str:
     """The client's address: the socket peer, or ``X-Forwarded-For`` behind trusted proxies.
 
     Walks the forwarded chain from the right and stops at the first address that is
     not a trusted proxy, so a client cannot spoof its address by sending the header.
     """
     peer = request.client.host if request.client else "0.0.0.0"  # noqa: S104
-    networks = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+    networks = trusted_proxies
 
     def trusted(address: str) -> bool:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -56,10 +57,21 @@ class ServerSettings(BaseModel):
     )
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     public_url: str | None = None
-    trusted_proxies: list[str] = Field(
+    trusted_proxies: list[IPv4Network | IPv6Network] = Field(
         default_factory=list,
         description="CIDRs of reverse proxies whose X-Forwarded-For is believed; none by default.",
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_ranges(cls, value: object) -> object:
+        """Checked (and parsed, once) when settings load; host bits are allowed."""
+        if not isinstance(value, list):
+            return value
+        try:
+            return [ip_network(str(v), strict=False) for v in value]
+        except ValueError as exc:
+            raise ValueError(f"server.trusted_proxies: {exc}") from None
 
 
 class DatabaseSettings(BaseModel):
