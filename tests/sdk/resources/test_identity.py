@@ -151,7 +151,7 @@ def test_delete_a_user_but_not_yourself(client: ketch.Client) -> None:
     assert client.groups.get("release").members == []
     with pytest.raises(ketch.NotFound):
         client.users.delete("alice")
-    with pytest.raises(ketch.InvalidInput, match="cannot delete yourself"):
+    with pytest.raises(ketch.Forbidden, match=r"system\.no-self-delete"):
         client.users.delete("admin")
     assert client.users.get("admin").name == "admin"
 
