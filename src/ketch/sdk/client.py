@@ -91,11 +91,13 @@ class Client:
         json: Any = None,
         params: dict[str, Any] | None = None,
         retry: bool | None = None,
+        accept_redirect: bool = False,
     ) -> httpx.Response:
         """Send one API request and return the 2xx response, or raise the server's error.
 
         GETs are retried on connection errors and 502/503/504; other methods only when
         ``retry=True`` (creates that carry a ``client_token`` are safe to repeat).
+        ``accept_redirect=True`` returns a redirect instead of treating it as an error.
         """
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         clean_params = {k: v for k, v in (params or {}).items() if v is not None}
@@ -104,7 +106,12 @@ class Client:
         for attempt in range(len(delays) + 1):
             try:
                 response = self._http.request(
-                    method, path, json=json, params=clean_params, headers=headers
+                    method,
+                    path,
+                    json=json,
+                    params=clean_params,
+                    headers=headers,
+                    follow_redirects=False,  # the API answers; only SSO redirects, on purpose
                 )
             except httpx.TransportError as exc:
                 if attempt < len(delays):
@@ -117,7 +124,7 @@ class Client:
             if response.status_code in RETRY_STATUSES and attempt < len(delays):
                 time.sleep(delays[attempt])
                 continue
-            if response.is_success:
+            if response.is_success or (accept_redirect and response.is_redirect):
                 return response
             raise _error_of(response)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -151,18 +158,13 @@ class Client:
     def sso_start_url(self, *, cli_redirect: str) -> str:
         """The identity provider's sign-in URL for a single sign-on that ends at the
         loopback listener ``cli_redirect`` (``http://127.0.0.1:<port>/...``)."""
-        params = {"cli_redirect": cli_redirect}
-        try:
-            response = self._http.get(
-                f"{API_PREFIX}/auth/sso/start", params=params, follow_redirects=False
-            )
-        except httpx.TransportError as exc:
-            raise BackendUnavailable(
-                f"cannot reach the ketch server at {self.url} ({type(exc).__name__})"
-            ) from exc
-        if response.is_redirect:
-            return str(response.headers["location"])
-        raise _error_of(response)
+        response = self.request(
+            "GET",
+            f"{API_PREFIX}/auth/sso/start",
+            params={"cli_redirect": cli_redirect},
+            accept_redirect=True,
+        )
+        return str(response.headers["location"])
 
     def sso_exchange(self, code: str) -> TokenIssued:
         """Trade the one-time code of a single sign-on for a new API token; this client
