@@ -6,11 +6,13 @@ built-in permission sets, assignments and guardrails, is compiled once with
 ``compile_policies`` into cached Cedar handles; then ``ketch.iam.decide`` is timed, one
 call at a time with ``time.perf_counter_ns``, on allowed and denied requests, on known
 resources (accounts, the organisation) and on account-owned resources the entity set
-does not hold (a training job, decided on a small entity slice). The goal is a p50 under
-100 microseconds for known resources. Diagnostic rows split the known case into ketch's
-own Python (the request context) and Cedar's ``is_authorized`` on the principal's own
-policy set, and compare with Cedar on the whole organisation's set and with copying the
-whole entity set for an unknown resource (what ketch did before).
+does not hold (a training job, decided on a cached entity slice with a stand-in for the
+job). The goal is a p50 under 100 microseconds. Diagnostic rows split the known case
+into ketch's own Python (the request context) and Cedar's ``is_authorized`` on the
+request ketch makes (the principal's policies for the action, the context cut to what
+they read); comparison rows, timed apart, show Cedar on the whole organisation's set
+with the whole context, and adding a new resource to its entity slice or to the whole
+entity set (what ketch did before).
 
 Part 2, *request overhead*: a real ``ketch server`` (``python -m ketch server``: migration,
 bootstrap, uvicorn, the audit digest writer) on a free loopback port with a temporary
@@ -59,7 +61,12 @@ import httpx
 
 from ketch.iam import Action, Caller, RequestFacts, ResourceRef, decide
 from ketch.iam.authorizer import request_context
-from ketch.iam.builtin import BUILTIN_SETS, EXAMPLE_GUARDRAILS, ORG_ADMIN_SET
+from ketch.iam.builtin import (
+    BUILTIN_SETS,
+    EXAMPLE_GUARDRAILS,
+    ORG_ADMIN_SET,
+    applicable_system_policies,
+)
 from ketch.iam.engine import (
     AccessFacts,
     AssignmentFacts,
@@ -323,6 +330,23 @@ def request_pools(compiled: CompiledPolicies, size: int) -> dict[str, list[Reque
     return pools
 
 
+def _cedar_call(compiled: CompiledPolicies, r: Request) -> tuple[dict[str, Any], Any]:
+    """The Cedar request and policy set ``decide`` evaluates for a known resource."""
+    context = request_context(compiled, r.caller, account=r.account, facts=r.facts)
+    system = applicable_system_policies(r.action, context)
+    policies = compiled.policies_for(r.caller.name, r.resource, r.action, system)
+    if policies.context_keys is not None:
+        context = {key: context[key] for key in policies.context_keys if key in context}
+    request: dict[str, Any] = {
+        "principal": uid("User", r.caller.name),
+        "action": uid("Action", r.action.value),
+        "resource": uid(r.resource.type, r.resource.id),
+    }
+    if context:
+        request["context"] = json.dumps(context, separators=(",", ":"))
+    return request, policies.policy_set
+
+
 def _decide(compiled: CompiledPolicies, r: Request) -> Any:
     return decide(compiled, r.caller, r.action, r.resource, account=r.account, facts=r.facts)
 
@@ -353,30 +377,22 @@ def bench_decisions(samples: int, warmup: int, min_policies: int) -> DecisionRep
 
         cases[name] = Case(f"decide: {name}", call)
 
-    # Diagnostics: ketch's request context and Cedar itself (known, allowed), and the
-    # copy of the entity set an unknown resource costs.
+    # Diagnostics: ketch's request context, and Cedar itself on the request ketch makes
+    # (known, allowed): the principal's own policies for the action, the context cut to
+    # what they read.
     known = pools["known resource, allowed"]
-    cedar_requests = [
-        {
-            "principal": uid("User", r.caller.name),
-            "action": uid("Action", r.action.value),
-            "resource": uid(r.resource.type, r.resource.id),
-            "context": request_context(compiled, r.caller, account=r.account, facts=r.facts),
-        }
-        for r in known
-    ]
+    cedar_calls = [_cedar_call(compiled, r) for r in known]
 
     def context_only(i: int) -> object:
         r = known[i % len(known)]
         return request_context(compiled, r.caller, account=r.account, facts=r.facts)
 
     def cedar_only(i: int) -> object:
-        r = known[i % len(known)]
-        policies = compiled.policy_set_for(r.caller.name, r.resource)
-        return cedarpy.is_authorized(cedar_requests[i % len(known)], policies, compiled.entities)
+        request, policy_set = cedar_calls[i % len(cedar_calls)]
+        return cedarpy.is_authorized(request, policy_set, compiled.entities)
 
-    # For comparison: Cedar on the whole organisation's policy set (what ketch did before
-    # it decided each request on only the policies that can apply to it).
+    # For comparison: Cedar on the whole organisation's policy set with the whole context
+    # (what ketch did before it cut each request's policies and context).
     whole = cedarpy.PolicySet.from_json_str(
         json.dumps(
             {
@@ -389,17 +405,27 @@ def bench_decisions(samples: int, warmup: int, min_policies: int) -> DecisionRep
             }
         )
     )
+    whole_requests = [
+        {
+            "principal": uid("User", r.caller.name),
+            "action": uid("Action", r.action.value),
+            "resource": uid(r.resource.type, r.resource.id),
+            "context": request_context(compiled, r.caller, account=r.account, facts=r.facts),
+        }
+        for r in known
+    ]
 
     def cedar_whole_set(i: int) -> object:
         return cedarpy.is_authorized(
-            cedar_requests[i % len(cedar_requests)], whole, compiled.entities
+            whole_requests[i % len(whole_requests)], whole, compiled.entities
         )
 
     unknown = pools["unknown resource (TrainingJob), allowed"]
 
     def entity_slice_only(i: int) -> object:
         r = unknown[i % len(unknown)]
-        return compiled.entity_slice(r.caller.name, r.action, r.resource)
+        policies = compiled.policies_for(r.caller.name, r.resource, r.action, ())
+        return compiled.entity_slice(r.caller.name, r.action, r.resource, policies)
 
     def add_to_whole_entity_set(i: int) -> object:
         r = unknown[i % len(unknown)].resource
@@ -410,26 +436,32 @@ def bench_decisions(samples: int, warmup: int, min_policies: int) -> DecisionRep
         }
         return compiled.entities.with_added_json_str(json.dumps([entity]))
 
-    # Two groups, so that the known cases are not timed between copies of the entity set
-    # (which evict everything from the CPU caches).
+    # Separate groups, so that the decisions are not timed between the slow comparisons
+    # (the whole policy set, copies of the entity set), which evict the CPU caches.
     known_group = [
         cases["known resource, allowed"],
         cases["known resource, denied"],
         Case("  of which request_context (known)", context_only),
         Case("  of which cedarpy.is_authorized (known)", cedar_only),
-        Case("  for comparison: Cedar on the whole set (known)", cedar_whole_set, every=5),
     ]
     unknown_group = [
         cases["unknown resource (TrainingJob), allowed"],
         cases["unknown resource (TrainingJob), denied"],
-        Case("  of which the entity slice (unknown)", entity_slice_only),
-        # Slow (a copy of the whole entity set per call): every 5th round only.
+    ]
+    comparison_group = [
+        Case("for comparison: Cedar on the whole set, whole context (known)", cedar_whole_set),
         Case(
-            "  for comparison: adding it to the whole entity set", add_to_whole_entity_set, every=5
+            "for comparison: adding a new resource to its entity slice (unknown)",
+            entity_slice_only,
+        ),
+        Case(
+            "for comparison: adding a new resource to the whole entity set (unknown)",
+            add_to_whole_entity_set,
         ),
     ]
     rows = timed_rounds(known_group, samples, warmup * 10)
-    rows += timed_rounds(unknown_group, samples, warmup)
+    rows += timed_rounds(unknown_group, samples, warmup * 10)
+    rows += timed_rounds(comparison_group, max(samples // 5, 20), warmup)
     return DecisionReport(
         entities=entities,
         policies=policies,

@@ -10,10 +10,17 @@ there, overriding admin's OrgAdmin allow. Runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from typing import Any
+
+import cedarpy
 import pytest
 
 from ketch import iam, org
 from ketch.iam import Action, Authorizer, Caller, RequestFacts, ResourceRef
+from ketch.iam.authorizer import request_context
+from ketch.iam.engine import CompiledPolicies
 from ketch.schemas.org import AccountCreate, AccountUpdate, Stage
 from ketch.store.session import UnitOfWorkFactory
 
@@ -262,15 +269,123 @@ def test_network_allow_list(organization: UnitOfWorkFactory) -> None:
         assert not from_address("not-an-address")
 
 
-def test_sliced_decisions_match_the_whole_organisation(organization: UnitOfWorkFactory) -> None:
-    """Each principal's own policy set and the small entity slices decide every request
-    exactly as Cedar does on the whole organisation's policies and entities."""
-    import json
+SPECIAL_JOB = "krn:ketch:fraud-dev:training-job/special"
 
-    import cedarpy
 
-    from ketch.iam.authorizer import request_context
+def _add_policies_that_name_resources(uow: UnitOfWorkFactory) -> None:
+    """Policies that single out one training job or read entities off the request's path,
+    an instance-size guardrail, a CIDR-bound set and an allow-list: what the engine's
+    shortcuts must not decide differently."""
+    with uow(write=True) as w:
+        iam.create_permission_set(
+            w,
+            name="StopTheSpecialJob",
+            policy_text=(
+                "permit(principal in ?principal, "
+                'action == Ketch::Action::"StopTrainingJob", resource in ?resource) '
+                f'when {{ resource == Ketch::TrainingJob::"{SPECIAL_JOB}" }};'
+            ),
+            allowed_cidrs=["10.0.0.0/8"],
+        )
+        iam.create_assignment(
+            w,
+            permission_set="StopTheSpecialJob",
+            principal_type="user",
+            principal="bob",
+            target_type="account",
+            target="fraud-dev",
+            created_by="admin",
+        )
+        # Reads entities off the request's path: another account, another user's groups.
+        iam.create_permission_set(
+            w,
+            name="WhileProdIsProd",
+            policy_text=(
+                "permit(principal in ?principal, "
+                'action == Ketch::Action::"DescribeTrainingJob", resource in ?resource) '
+                'when { Ketch::Account::"fraud-prod".stage == "prod" && '
+                'Ketch::User::"carol" in Ketch::Group::"release" };'
+            ),
+        )
+        iam.create_assignment(
+            w,
+            permission_set="WhileProdIsProd",
+            principal_type="user",
+            principal="bob",
+            target_type="account",
+            target="fraud-dev",
+            created_by="admin",
+        )
+        iam.create_guardrail(
+            w,
+            name="sandbox-instance-size-limit",
+            ou="",
+            policy_text=iam.EXAMPLE_GUARDRAILS["sandbox-instance-size-limit"],
+        )
+        iam.set_network_policy(w, ["10.0.0.0/8", "192.168.0.0/16"])
 
+
+def _resources(
+    compiled: CompiledPolicies, user: str, action: Action, account: str
+) -> list[ResourceRef]:
+    """Resources of ``action``'s type: stored entities, and new ones the entities lack."""
+    kind = iam.ACTION_SPECS[action].resource_type
+    snapshot = compiled.facts.org
+    if kind == "Account":
+        return [
+            ResourceRef("Account", account),
+            ResourceRef("Account", "new", "OU", snapshot.root_ou_id),
+        ]
+    if kind == "Organization":
+        return [ResourceRef("Organization", snapshot.organization_id)]
+    if kind == "OU":
+        return [ResourceRef("OU", snapshot.accounts[account].ou_id)]
+    if kind == "User":
+        return [
+            ResourceRef("User", user),
+            ResourceRef("User", "bob" if user == "alice" else "alice"),
+        ]
+    if kind == "Group":
+        return [
+            ResourceRef("Group", "release"),
+            ResourceRef("Group", "new", "OU", snapshot.root_ou_id),
+        ]
+    resources = [ResourceRef(kind, f"krn:ketch:{account}:{kind}/x", "Account", account)]
+    if kind == "TrainingJob":
+        resources.append(ResourceRef(kind, SPECIAL_JOB, "Account", account))
+    return resources
+
+
+CALLERS: dict[str, tuple[dict[str, Any], RequestFacts]] = {
+    "plain": ({}, RequestFacts(source_ip="10.1.2.3")),
+    "outside the allow-list": ({}, RequestFacts(source_ip="172.16.0.1")),
+    "from another allowed range": ({}, RequestFacts(source_ip="192.168.1.1")),
+    "read-only token": ({"token_read_only": True}, RequestFacts(source_ip="10.1.2.3")),
+    "token limited to fraud-dev": (
+        {"token_accounts": ("fraud-dev",)},
+        RequestFacts(source_ip="10.1.2.3"),
+    ),
+    "changing itself": ({}, RequestFacts(source_ip="10.1.2.3", subject_is_caller=True)),
+    "under the guardrail it edits": (
+        {},
+        RequestFacts(source_ip="10.1.2.3", guardrail_governs_caller=True),
+    ),
+    "asking for a big instance": (
+        {},
+        RequestFacts(source_ip="10.1.2.3", instance_type="gpu.large"),
+    ),
+}
+
+
+def test_per_request_policy_sets_decide_as_the_whole_organisation(
+    organization: UnitOfWorkFactory,
+) -> None:
+    """Every shortcut of the engine (a per-request policy set cut to the principal, the
+    resource's path, the action and the system policies that may apply; a context cut to
+    the attributes those policies read; an entity slice, or a stand-in for a new resource)
+    decides every request exactly as Cedar does on the whole organisation's policies and
+    entities with the whole context."""
+    _add_policies_that_name_resources(organization)
     with organization() as r:
         compiled = Authorizer().compiled(r)
     whole = cedarpy.PolicySet.from_json_str(
@@ -285,45 +400,113 @@ def test_sliced_decisions_match_the_whole_organisation(organization: UnitOfWorkF
             }
         )
     )
-    compared = 0
+    outcomes: Counter[tuple[str, bool]] = Counter()
     for user in ("admin", "alice", "bob", "carol"):
-        caller = Caller(user_id=user, name=user)
-        for account in ACCOUNTS:
-            for action in (*ACTIONS, Action.UPDATE_ACCOUNT, Action.CREATE_ASSIGNMENT):
-                resource_type = iam.ACTION_SPECS[action].resource_type
-                resource = (
-                    ResourceRef("Account", account)
-                    if resource_type == "Account"
-                    else ResourceRef(resource_type, f"new:{account}/x", "Account", account)
-                )
-                context = request_context(compiled, caller, account=account, facts=RequestFacts())
-                sliced = compiled.decide(
-                    principal=user, action=action, resource=resource, context=context
-                )
-                entities = compiled.entities
-                if (resource.type, resource.id) not in compiled.known:
-                    entities = entities.with_added_json_str(
-                        json.dumps(
-                            [
-                                {
-                                    "uid": {"type": f"Ketch::{resource.type}", "id": resource.id},
-                                    "attrs": {},
-                                    "parents": [{"type": "Ketch::Account", "id": account}],
-                                }
-                            ]
+        for label, (limits, facts) in CALLERS.items():
+            caller = Caller(user_id=user, name=user, **limits)
+            for account in ACCOUNTS:
+                for action in Action:
+                    for resource in _resources(compiled, user, action, account):
+                        context = request_context(compiled, caller, account=account, facts=facts)
+                        sliced = compiled.decide(
+                            principal=user, action=action, resource=resource, context=context
                         )
-                    )
-                reference = cedarpy.is_authorized(
+                        reference = _decide_on_everything(
+                            compiled, whole, user, action, resource, context
+                        )
+                        cell = (user, label, account, action.value, resource.id)
+                        assert sliced.allowed == reference.allowed, cell
+                        assert set(sliced.policy_ids) == set(reference.diagnostics.reasons), cell
+                        assert bool(sliced.errors) == bool(reference.diagnostics.errors), cell
+                        outcomes[(label, sliced.allowed)] += 1
+    # Every other kind of caller met both answers, so the comparison covered both sides.
+    assert outcomes[("outside the allow-list", True)] == 0
+    assert all(
+        outcomes[(label, True)] and outcomes[(label, False)]
+        for label in CALLERS
+        if label != "outside the allow-list"
+    ), outcomes
+
+
+def _decide_on_everything(
+    compiled: CompiledPolicies,
+    whole: cedarpy.PolicySet,
+    user: str,
+    action: Action,
+    resource: ResourceRef,
+    context: dict[str, Any],
+) -> cedarpy.AuthzResult:
+    entities = compiled.entities
+    if (resource.type, resource.id) not in compiled.known:
+        parents = (
+            [{"type": f"Ketch::{resource.parent_type}", "id": resource.parent_id}]
+            if resource.parent_type and resource.parent_id
+            else []
+        )
+        entities = entities.with_added_json_str(
+            json.dumps(
+                [
                     {
-                        "principal": {"type": "Ketch::User", "id": user},
-                        "action": {"type": "Ketch::Action", "id": action.value},
-                        "resource": {"type": f"Ketch::{resource.type}", "id": resource.id},
-                        "context": context,
-                    },
-                    whole,
-                    entities,
-                )
-                assert sliced.allowed == reference.allowed, (user, account, action)
-                assert set(sliced.policy_ids) == set(reference.diagnostics.reasons)
-                compared += 1
-    assert compared == 4 * len(ACCOUNTS) * (len(ACTIONS) + 2)
+                        "uid": {"type": f"Ketch::{resource.type}", "id": resource.id},
+                        "attrs": {},
+                        "parents": parents,
+                    }
+                ]
+            )
+        )
+    return cedarpy.is_authorized(
+        {
+            "principal": {"type": "Ketch::User", "id": user},
+            "action": {"type": "Ketch::Action", "id": action.value},
+            "resource": {"type": f"Ketch::{resource.type}", "id": resource.id},
+            "context": context,
+        },
+        whole,
+        entities,
+    )
+
+
+def test_a_policy_naming_one_new_resource_sees_that_resource(
+    organization: UnitOfWorkFactory,
+) -> None:
+    """A new training job is decided on a stand-in only while no policy names one."""
+    _add_policies_that_name_resources(organization)
+    authorizer = Authorizer()
+    with organization() as r:
+        bob = Caller(user_id=iam.user_id_of(r, "bob"), name="bob")
+
+        def stop(job: str) -> bool:
+            return authorizer.check(
+                r,
+                bob,
+                Action.STOP_TRAINING_JOB,
+                ResourceRef("TrainingJob", job, "Account", "fraud-dev"),
+                account="fraud-dev",
+                facts=RequestFacts(source_ip="10.9.9.9"),
+            ).allowed
+
+        assert stop(SPECIAL_JOB)
+        assert not stop("krn:ketch:fraud-dev:training-job/other")
+        assert not stop("*")  # the stand-in's own id is nothing special
+
+
+def test_a_policy_reading_entities_off_the_path_sees_them(
+    organization: UnitOfWorkFactory,
+) -> None:
+    """The entity slice of a new resource holds the entities its policies name."""
+    _add_policies_that_name_resources(organization)
+    authorizer = Authorizer()
+    with organization() as r:
+        bob = Caller(user_id=iam.user_id_of(r, "bob"), name="bob")
+        decision = authorizer.check(
+            r,
+            bob,
+            Action.DESCRIBE_TRAINING_JOB,
+            ResourceRef(
+                "TrainingJob", "krn:ketch:fraud-dev:training-job/x", "Account", "fraud-dev"
+            ),
+            account="fraud-dev",
+            facts=RequestFacts(source_ip="10.9.9.9"),
+        )
+        assert decision.allowed, decision
+        assert decision.errors == ()

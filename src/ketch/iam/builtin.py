@@ -1,14 +1,14 @@
 """Built-in permission sets, the system's own policies, and example guardrails.
 
 Built-in sets are created at bootstrap and cannot be changed or deleted; custom sets
-sit next to them. System policies are always part of the policy set: they express
-rules no assignment can lift (read-only and account-limited tokens, no
-self-escalation).
+sit next to them. System policies express rules no assignment can lift (read-only and
+account-limited tokens, no self-escalation).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ketch.iam.actions import Action
 from ketch.iam.cedar_schema import action_ref
@@ -89,41 +89,96 @@ BUILTIN_SETS: tuple[BuiltinSet, ...] = (
 )
 
 
-_SELF_CHANGES = _actions(Action.ADD_GROUP_MEMBER, Action.CREATE_ASSIGNMENT)
-_GUARDRAIL_CHANGES = _actions(
-    Action.CREATE_GUARDRAIL, Action.UPDATE_GUARDRAIL, Action.DELETE_GUARDRAIL
-)
-_WHO_AM_I = action_ref(Action.GET_CALLER_IDENTITY)
-_OWN_TOKENS = _actions(Action.CREATE_TOKEN, Action.LIST_TOKENS, Action.REVOKE_TOKEN)
+@dataclass(frozen=True)
+class SystemPolicy:
+    """A rule no assignment can lift, and what a request needs for the rule to apply.
 
-SYSTEM_POLICIES: dict[str, str] = {
-    "system.caller-identity": (
-        f"permit(principal, action == {_WHO_AM_I}, resource) when {{ resource == principal }};"
+    Cedar evaluates every policy it is handed, so the engine hands it a system policy
+    only when the request's action is one of ``actions`` (any action when ``None``) and
+    each context flag of ``flags`` is true: otherwise the policy's own scope or
+    condition rules it out. ``text`` is written from the same ``actions`` and
+    ``flags``, so the two cannot drift apart.
+    """
+
+    text: str
+    actions: frozenset[Action] | None = None
+    flags: tuple[str, ...] = ()
+
+
+_WHO_AM_I = frozenset({Action.GET_CALLER_IDENTITY})
+_OWN_TOKENS = frozenset({Action.CREATE_TOKEN, Action.LIST_TOKENS, Action.REVOKE_TOKEN})
+_DELETE_USER = frozenset({Action.DELETE_USER})
+_SELF_CHANGES = frozenset({Action.ADD_GROUP_MEMBER, Action.CREATE_ASSIGNMENT})
+_GUARDRAIL_CHANGES = frozenset(
+    {Action.CREATE_GUARDRAIL, Action.UPDATE_GUARDRAIL, Action.DELETE_GUARDRAIL}
+)
+
+
+def _in(actions: frozenset[Action]) -> str:
+    return _actions(*sorted(actions))
+
+
+SYSTEM_POLICIES: dict[str, SystemPolicy] = {
+    "system.caller-identity": SystemPolicy(
+        f"permit(principal, {_in(_WHO_AM_I)}, resource) when {{ resource == principal }};",
+        actions=_WHO_AM_I,
     ),
-    "system.own-tokens": (
-        f"permit(principal, {_OWN_TOKENS}, resource) when {{ resource == principal }};"
+    "system.own-tokens": SystemPolicy(
+        f"permit(principal, {_in(_OWN_TOKENS)}, resource) when {{ resource == principal }};",
+        actions=_OWN_TOKENS,
     ),
-    "system.no-self-delete": (
-        f"forbid(principal, action == {action_ref(Action.DELETE_USER)}, resource) "
-        "when { resource == principal };"
+    "system.no-self-delete": SystemPolicy(
+        f"forbid(principal, {_in(_DELETE_USER)}, resource) when {{ resource == principal }};",
+        actions=_DELETE_USER,
     ),
-    "system.read-only-token": (
+    "system.read-only-token": SystemPolicy(
         "forbid(principal, action, resource) when { context.token_read_only } "
-        f"unless {{ {_group('ReadOnlyActions')} }};"
+        f"unless {{ {_group('ReadOnlyActions')} }};",
+        flags=("token_read_only",),
     ),
-    "system.account-limited-token": (
+    "system.account-limited-token": SystemPolicy(
         "forbid(principal, action, resource) when { context.token_account_limited && "
-        f"!context.token_accounts.contains(context.account) }} unless {{ action == {_WHO_AM_I} }};"
+        "!context.token_accounts.contains(context.account) } "
+        f"unless {{ {_in(_WHO_AM_I)} }};",
+        flags=("token_account_limited",),
     ),
-    "system.no-self-escalation": (
-        f"forbid(principal, {_SELF_CHANGES}, resource) when {{ context.subject_is_caller }};"
+    "system.no-self-escalation": SystemPolicy(
+        f"forbid(principal, {_in(_SELF_CHANGES)}, resource) when {{ context.subject_is_caller }};",
+        actions=_SELF_CHANGES,
+        flags=("subject_is_caller",),
     ),
-    "system.no-own-guardrail-edits": (
-        f"forbid(principal, {_GUARDRAIL_CHANGES}, resource) when "
-        "{ context.guardrail_governs_caller && !context.caller_is_org_admin };"
+    "system.no-own-guardrail-edits": SystemPolicy(
+        f"forbid(principal, {_in(_GUARDRAIL_CHANGES)}, resource) when "
+        "{ context.guardrail_governs_caller && !context.caller_is_org_admin };",
+        actions=_GUARDRAIL_CHANGES,
+        flags=("guardrail_governs_caller",),
     ),
 }
-"""Policies every decision includes, by id. ``tests/iam`` proves each one."""
+"""Policies that hold for every request they may apply to, by id. ``tests/iam`` proves
+each one, and that leaving out those that cannot apply changes no decision."""
+
+_SYSTEM_FLAGS_BY_ACTION: dict[Action, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    action: tuple(
+        (policy_id, policy.flags)
+        for policy_id, policy in SYSTEM_POLICIES.items()
+        if policy.actions is None or action in policy.actions
+    )
+    for action in Action
+}
+"""For each action, the system policies its requests may meet and the flags each needs."""
+
+
+def applicable_system_policies(action: Action, context: dict[str, Any]) -> tuple[str, ...]:
+    """The ids of the system policies that may apply to a request (see :class:`SystemPolicy`)."""
+    applicable: list[str] = []
+    for policy_id, flags in _SYSTEM_FLAGS_BY_ACTION[action]:
+        for flag in flags:
+            if context.get(flag) is not True:
+                break
+        else:
+            applicable.append(policy_id)
+    return tuple(applicable)
+
 
 INSTANCE_RANKS: dict[str, int] = {
     "cpu.small": 1,
