@@ -17,6 +17,7 @@ echo "== pytest" >&2
 # The PostgreSQL half of the suite must fail, not skip, when the cluster cannot start.
 export KETCH_TEST_POSTGRES=required
 export KETCH_TEST_OIDC=required
+export KETCH_TEST_S3=required
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
 if [[ "$status" -eq 5 ]]; then

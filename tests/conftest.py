@@ -36,6 +36,7 @@ from ketch.server.context import Context, build_context
 from ketch.store.engine import create_engine_for_url
 from ketch.store.session import UnitOfWorkFactory
 from support.postgres import ThrowawayPostgres, require_postgres_binaries
+from support.s3_server import s3_server  # noqa: F401  (session fixture)
 from support.settings import TEST_HOST, make_settings
 
 Backend = Literal["sqlite", "postgres"]

@@ -5,6 +5,7 @@ The top-level package is the SDK's public surface only, loaded lazily so that
 
     import ketch
     client = ketch.Client()
+    ketch.artifacts.upload("model/", "ketch://fraud-dev/models/v3/")
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         Throttled,
         Unauthenticated,
     )
+    from ketch.sdk import artifacts
     from ketch.sdk.client import Client
 
 try:
@@ -48,6 +50,8 @@ _ERRORS = (
     "Unauthenticated",
 )
 _LAZY = {"Client": "ketch.sdk.client", **{name: "ketch.core.errors" for name in _ERRORS}}
+_LAZY_MODULES = {"artifacts": "ketch.sdk.artifacts"}
+"""Names that are whole modules (``ketch.artifacts.upload(...)``), not one of their attributes."""
 
 __all__ = [
     "BackendUnavailable",
@@ -63,13 +67,16 @@ __all__ = [
     "Throttled",
     "Unauthenticated",
     "__version__",
+    "artifacts",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    if name in _LAZY_MODULES:
+        value: Any = import_module(_LAZY_MODULES[name])
+    elif name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+    else:
         raise AttributeError(f"module 'ketch' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
     globals()[name] = value
     return value

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -136,6 +137,7 @@ def run_demo(client: Client) -> None:
             console.print(f"   {bad_id!r}: {exc.code.value}: {exc.message}")
 
     _identity_and_access(client)
+    _artifacts(client)
     _summary(client)
 
 
@@ -212,6 +214,32 @@ def _identity_and_access(admin: Client) -> None:
         f"   verify: {'OK' if report.ok else 'FAILED'}: {report.records_checked} records, "
         f"{report.digests_checked} signed digests"
     )
+
+
+def _artifacts(client: Client) -> None:
+    console.print("\n[bold]9. Artifacts[/bold] (each account's own object store, ketch:// URIs)")
+    with tempfile.TemporaryDirectory(prefix="ketch-demo-data-") as scratch:
+        data = Path(scratch) / "churn"
+        data.mkdir()
+        rows = ["customer,tenure_months,monthly_spend,churned"]
+        rows += [f"c{i:03d},{i % 48},{20 + (i * 7) % 80},{int(i % 5 == 0)}" for i in range(200)]
+        (data / "train.csv").write_text("\n".join(rows[:161]) + "\n")
+        (data / "test.csv").write_text("\n".join([rows[0], *rows[161:]]) + "\n")
+        uploaded = client.artifacts.upload(data, "ketch://fraud-dev/datasets/churn/")
+        for artifact in uploaded:
+            checksum = f", sha256 {artifact.sha256[:12]}…" if artifact.sha256 else ""
+            console.print(f"   uploaded {artifact.uri} ({artifact.size} bytes{checksum})")
+        copy = Path(scratch) / "copy"
+        client.artifacts.download("ketch://fraud-dev/datasets/churn/", copy)
+        same = all(
+            (copy / f).read_bytes() == (data / f).read_bytes() for f in ("train.csv", "test.csv")
+        )
+        console.print(f"   downloaded the folder again, checksums verified: identical = {same}")
+        for bad in ("ketch://fraud-dev/../fraud-prod/x", "ketch://fraud-dev/%2e%2e/x"):
+            try:
+                client.artifacts.upload(data / "test.csv", bad)
+            except KetchError as exc:
+                console.print(f"   {bad}: {exc.code.value}: {exc.message}")
 
 
 def _summary(client: Client) -> None:

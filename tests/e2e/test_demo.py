@@ -21,3 +21,5 @@ def test_the_demo_runs_end_to_end(live_server: LiveServer) -> None:
             ("alice", "DescribeAccount"),
             ("alice", "AddGroupMember"),
         }
+        stored = {a.key for a in admin.artifacts.iter_all("ketch://fraud-dev/datasets/")}
+        assert stored == {"datasets/churn/train.csv", "datasets/churn/test.csv"}

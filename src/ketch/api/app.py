@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -10,11 +11,19 @@ from fastapi import APIRouter, FastAPI
 from ketch.api.deps import AppContext
 from ketch.api.errors import install_error_handlers
 from ketch.api.middleware import KetchHttpMiddleware
-from ketch.api.routes import audit, auth, health, iam, org, sso
+from ketch.api.routes import artifacts, audit, auth, health, iam, org, sso
 from ketch.schemas.common import ErrorEnvelope
 
 API_PREFIX = "/api/v1"
-API_ROUTERS: tuple[APIRouter, ...] = (auth.router, sso.router, org.router, iam.router, audit.router)
+API_ROUTERS: tuple[APIRouter, ...] = (
+    auth.router,
+    sso.router,
+    org.router,
+    iam.router,
+    audit.router,
+    artifacts.router,
+)
+_UPLOAD_PATH = re.compile(rf"^{API_PREFIX}/accounts/[^/]+/artifacts/.+")
 
 _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorEnvelope, "description": description}
@@ -57,5 +66,10 @@ def create_app(context: AppContext) -> FastAPI:
         KetchHttpMiddleware,
         allowed_hosts=context.settings.server.allowed_hosts,
         max_body_bytes=context.settings.server.max_body_bytes,
+        upload_limit=lambda method, path: (
+            context.settings.artifacts.max_object_bytes
+            if method == "PUT" and _UPLOAD_PATH.match(path)
+            else None
+        ),
     )
     return app

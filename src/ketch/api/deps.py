@@ -23,6 +23,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ketch import audit, iam
+from ketch.artifact_store import ArtifactStore
 from ketch.core.errors import (
     ErrorCode,
     Forbidden,
@@ -57,6 +58,7 @@ class AppContext(Protocol):
     uow: UnitOfWorkFactory
     authorizer: Authorizer
     audit: audit.AuditTrail
+    artifacts: ArtifactStore
 
 
 def get_context(request: Request) -> AppContext:
@@ -195,6 +197,24 @@ class Guard:
         )
 
     @contextmanager
+    def effect(self) -> Iterator[None]:
+        """An audited change made outside the database (bytes into the artifact store).
+
+        No transaction is held while it runs (an upload may take minutes); its record is
+        written after it, success or failure, as :meth:`write` would.
+        """
+        try:
+            yield
+        except KetchError as exc:
+            self._record_failure(exc.code.value)
+            raise
+        except Exception:
+            self._record_failure("InternalError")
+            raise
+        with self.context.uow(write=True) as uow:
+            audit.record_event(uow, self.entry(audit.Outcome.SUCCESS))
+
+    @contextmanager
     def write(self) -> Iterator[UnitOfWork]:
         """A write unit of work whose audit record commits (or rolls back) with the change."""
         try:
@@ -243,12 +263,15 @@ def _origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def _transport_refusal(request: Request, settings: KetchSettings) -> KetchError | None:
+def _transport_refusal(
+    request: Request, settings: KetchSettings, body_media_type: str = JSON_MEDIA_TYPE
+) -> KetchError | None:
     """Why a request must be refused before its handler runs, if it must.
 
     A browser on another site may send requests with the user's credentials; it always
     names its ``Origin``, which must be the server's own (or ``server.public_url``).
-    Routes take JSON: a body of any other type is refused instead of being guessed at.
+    Routes take JSON (uploads take ``body_media_type``): a body of any other type is
+    refused instead of being guessed at.
     """
     origin = request.headers.get("origin")
     if origin is not None:
@@ -260,10 +283,10 @@ def _transport_refusal(request: Request, settings: KetchSettings) -> KetchError 
     has_body = request.headers.get("content-length", "0") != "0" or (
         "transfer-encoding" in request.headers
     )
-    if request.method in _BODY_METHODS and has_body and _media_type(request) != JSON_MEDIA_TYPE:
+    if request.method in _BODY_METHODS and has_body and _media_type(request) != body_media_type:
         shown = _media_type(request)[:100] or "none"
         return InvalidInput(
-            f"request bodies must be {JSON_MEDIA_TYPE} (got content type '{shown}')",
+            f"request bodies must be {body_media_type} (got content type '{shown}')",
             code=ErrorCode.UNSUPPORTED_MEDIA_TYPE,
         )
     return None
@@ -282,12 +305,14 @@ def authorize(
     resource: Resolver,
     *,
     list_filter: bool = False,
+    body_media_type: str = JSON_MEDIA_TYPE,
 ) -> Callable[..., Awaitable[Guard]]:
     """A dependency that authenticates, resolves the resource and checks ``action`` first.
 
     ``list_filter=True`` (list routes): a denial on the container does not fail the
     request; the guard is marked ``filtered`` and the handler keeps only the items the
-    caller may describe.
+    caller may describe. ``body_media_type``: what the route's body must be (an upload
+    route streams ``application/octet-stream``; nothing reads it before the handler).
     """
 
     async def dependency(
@@ -336,7 +361,7 @@ def authorize(
             request_id=getattr(request.state, "request_id", None),
             user_agent=request.headers.get("user-agent") or None,
         )
-        refusal = _transport_refusal(request, context.settings)
+        refusal = _transport_refusal(request, context.settings, body_media_type)
         if refusal is not None:
             guard.refuse(refusal)
         decision = decide(

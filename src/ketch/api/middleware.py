@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -75,18 +75,27 @@ class KetchHttpMiddleware:
 
     1. assigns the request id (kept from ``X-Request-Id`` when harmless);
     2. refuses a ``Host`` that is not allowed (DNS-rebinding defence);
-    3. refuses bodies over ``max_body_bytes``, by ``Content-Length`` up front and by
-       counting streamed chunks otherwise;
+    3. refuses bodies over ``max_body_bytes`` (over ``upload_limit(method, path)`` for the
+       upload routes it names), by ``Content-Length`` up front and by counting streamed
+       chunks otherwise;
     4. adds the request id and security headers to every response;
     5. turns any unhandled exception into a 500 envelope without internals.
     """
 
-    def __init__(self, app: ASGIApp, *, allowed_hosts: Iterable[str], max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        allowed_hosts: Iterable[str],
+        max_body_bytes: int,
+        upload_limit: Callable[[str, str], int | None] = lambda method, path: None,
+    ) -> None:
         self.app = app
         hosts = {h.lower() for h in allowed_hosts}
         self.any_host = "*" in hosts
         self.allowed_hosts = hosts
         self.max_body_bytes = max_body_bytes
+        self.upload_limit = upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,9 +119,10 @@ class KetchHttpMiddleware:
                 request_id,
             )
             return
+        limit = self.upload_limit(scope["method"], scope["path"]) or self.max_body_bytes
         declared = _header(scope, b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await _send_error(send, ErrorCode.PAYLOAD_TOO_LARGE, self._too_large(), request_id)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _send_error(send, ErrorCode.PAYLOAD_TOO_LARGE, _too_large(limit), request_id)
             return
 
         received = 0
@@ -124,7 +134,7 @@ class KetchHttpMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     overflow = True
                     raise _BodyTooLarge
             return message
@@ -137,7 +147,7 @@ class KetchHttpMiddleware:
                 if not started:
                     started = True
                     await _send_error(
-                        send, ErrorCode.PAYLOAD_TOO_LARGE, self._too_large(), request_id
+                        send, ErrorCode.PAYLOAD_TOO_LARGE, _too_large(limit), request_id
                     )
                 return
             if message["type"] == "http.response.start":
@@ -152,7 +162,7 @@ class KetchHttpMiddleware:
             await self.app(scope, limited_receive, send_with_headers)
         except _BodyTooLarge:
             if not started:
-                await _send_error(send, ErrorCode.PAYLOAD_TOO_LARGE, self._too_large(), request_id)
+                await _send_error(send, ErrorCode.PAYLOAD_TOO_LARGE, _too_large(limit), request_id)
         except Exception:
             # Handled here rather than by Starlette's outermost error middleware, so the
             # 500 still carries the request id, the envelope and the security headers.
@@ -160,8 +170,9 @@ class KetchHttpMiddleware:
             if not started:
                 await _send_error(send, ErrorCode.INTERNAL_ERROR, _INTERNAL_MESSAGE, request_id)
 
-    def _too_large(self) -> str:
-        return f"request body is larger than the limit of {self.max_body_bytes} bytes"
+
+def _too_large(limit: int) -> str:
+    return f"request body is larger than the limit of {limit} bytes"
 
 
 class _BodyTooLarge(Exception):

@@ -13,6 +13,7 @@ from typing import Any
 
 from ketch import iam
 from ketch.api.deps import Resolution, Resolver, Target
+from ketch.core.artifact_uri import ArtifactUri, validate_key
 from ketch.core.errors import NotFound
 from ketch.core.krn import krn
 from ketch.iam import (
@@ -245,5 +246,42 @@ def guardrail_from_path(param: str = "name") -> Resolver:
         if name not in attached:
             raise NotFound(f"guardrail '{name}' does not exist")
         return _guardrail_target(r, name, name, attached[name])
+
+    return resolve
+
+
+def artifact_from_path(account_param: str = "account_id", key_param: str = "key") -> Resolver:
+    """An object in an account's artifact store (``ketch://<account>/<key>``)."""
+
+    def resolve(r: Resolution) -> Target:
+        account_id = r.path[account_param]
+        key = validate_key(r.path[key_param])
+        if account_id not in r.compiled.facts.org.accounts:
+            raise NotFound(f"account '{account_id}' does not exist")
+        uri = ArtifactUri(account_id, key)
+        return Target(
+            ResourceRef("Artifact", str(uri), "Account", account_id),
+            account=account_id,
+            krn=f"krn:ketch:{account_id}:artifact/{key}",
+            not_found=f"artifact '{uri}' does not exist",
+        )
+
+    return resolve
+
+
+def artifacts_in_account(account_param: str = "account_id") -> Resolver:
+    """All objects of an account's artifact store (a listing)."""
+
+    def resolve(r: Resolution) -> Target:
+        account_id = r.path[account_param]
+        message = f"account '{account_id}' does not exist"
+        if account_id not in r.compiled.facts.org.accounts:
+            raise NotFound(message)
+        return Target(
+            ResourceRef("Artifact", str(ArtifactUri(account_id, "")), "Account", account_id),
+            account=account_id,
+            krn=f"krn:ketch:{account_id}:artifact/",
+            not_found=message,
+        )
 
     return resolve

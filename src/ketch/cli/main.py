@@ -6,6 +6,7 @@ import typer
 
 from ketch.cli.commands import (
     accounts,
+    artifacts,
     assignments,
     audit,
     auth,
@@ -42,6 +43,7 @@ app.add_typer(assignments.app, name="assignments")
 app.add_typer(guardrails.app, name="guardrails")
 app.add_typer(network_policy.app, name="network-policy")
 app.add_typer(iam.app, name="iam")
+app.add_typer(artifacts.app, name="artifacts")
 
 
 def main() -> None:

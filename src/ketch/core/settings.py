@@ -109,6 +109,66 @@ class AuditSettings(BaseModel):
     )
 
 
+class S3StorageSettings(BaseModel):
+    """An S3-compatible bucket holding artifacts; each account gets ``<prefix>/<account>/``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bucket: str = Field(min_length=3, max_length=63)
+    prefix: str = Field("", max_length=512, description="Folder inside the bucket")
+    endpoint: str | None = Field(None, description="e.g. http://127.0.0.1:9000 for MinIO")
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    allow_http: bool = Field(False, description="Allow a plain-HTTP endpoint (tests, loopback)")
+
+    @field_validator("prefix")
+    @classmethod
+    def _relative_prefix(cls, value: str) -> str:
+        if ".." in value.split("/") or "\\" in value:
+            raise ValueError("artifacts s3 prefix must be a plain relative folder")
+        return value.strip("/")
+
+
+class AccountStorageSettings(BaseModel):
+    """Where one account's artifacts live, when not where the organisation's do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["local", "s3"]
+    s3: S3StorageSettings | None = None
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> AccountStorageSettings:
+        if self.backend == "s3" and self.s3 is None:
+            raise ValueError("backend 's3' needs an [s3] table with at least a bucket")
+        return self
+
+
+class ArtifactSettings(BaseModel):
+    """The artifact store: a local folder by default, or an S3-compatible bucket.
+
+    ``accounts`` overrides the organisation-wide choice for single accounts
+    (``[artifacts.accounts.fraud-prod] backend = "s3"``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["local", "s3"] = "local"
+    local_root: Path | None = Field(None, description="default $KETCH_HOME/artifacts")
+    s3: S3StorageSettings | None = None
+    accounts: dict[str, AccountStorageSettings] = Field(default_factory=dict)
+    max_object_bytes: int = Field(
+        64 * 1024**3, ge=1, description="Largest object one upload may store (64 GiB)"
+    )
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> ArtifactSettings:
+        if self.backend == "s3" and self.s3 is None:
+            raise ValueError("artifacts.backend is 's3', so [artifacts.s3] needs at least a bucket")
+        return self
+
+
 class SsoSettings(BaseModel):
     """Single sign-on through an external OpenID Connect identity provider.
 
@@ -205,6 +265,7 @@ class KetchSettings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     sso: SsoSettings = Field(default_factory=SsoSettings)
+    artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
     log_level: str = "INFO"
 
     @field_validator("log_level")

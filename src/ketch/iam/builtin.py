@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ketch.core.instances import INSTANCE_TYPES
 from ketch.iam.actions import Action
 from ketch.iam.cedar_schema import action_ref
 
@@ -180,15 +181,7 @@ def applicable_system_policies(action: Action, context: dict[str, Any]) -> tuple
     return tuple(applicable)
 
 
-INSTANCE_RANKS: dict[str, int] = {
-    "cpu.small": 1,
-    "cpu.medium": 2,
-    "cpu.large": 3,
-    "cpu.xlarge": 4,
-    "cpu.2xlarge": 5,
-    "gpu.small": 6,
-    "gpu.large": 7,
-}
+INSTANCE_RANKS: dict[str, int] = {name: t.rank for name, t in INSTANCE_TYPES.items()}
 """Instance types by size, carried in the request context as ``instance_rank``."""
 
 EXAMPLE_GUARDRAILS: dict[str, str] = {

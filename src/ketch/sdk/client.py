@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import httpx
@@ -29,6 +30,7 @@ from ketch.sdk.resources.access import (
     NetworkPolicyResource,
     PermissionSets,
 )
+from ketch.sdk.resources.artifacts import Artifacts
 from ketch.sdk.resources.audit import Audit
 from ketch.sdk.resources.identity import Groups, Tokens, Users
 from ketch.sdk.resources.org import Accounts, OrganizationalUnits
@@ -40,6 +42,9 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 API_PREFIX = "/api/v1"
 RETRY_STATUSES = frozenset({502, 503, 504})
 RETRY_DELAYS = (0.2, 0.5, 1.0)
+
+BodyFactory = Callable[[], Iterable[bytes]]
+"""Makes a request body afresh for each attempt, so a retry never replays a half-read stream."""
 
 
 class Client:
@@ -80,6 +85,7 @@ class Client:
         self.guardrails = Guardrails(self)
         self.network_policy = NetworkPolicyResource(self)
         self.iam = Iam(self)
+        self.artifacts = Artifacts(self)
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -92,27 +98,89 @@ class Client:
         params: dict[str, Any] | None = None,
         retry: bool | None = None,
         accept_redirect: bool = False,
+        body: BodyFactory | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send one API request and return the 2xx response, or raise the server's error.
 
         GETs are retried on connection errors and 502/503/504; other methods only when
         ``retry=True`` (creates that carry a ``client_token`` are safe to repeat).
         ``accept_redirect=True`` returns a redirect instead of treating it as an error.
+        ``body`` streams a raw request body (called once per attempt); ``headers`` are
+        sent besides the credentials.
         """
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return self._send(
+            method,
+            path,
+            json=json,
+            params=params,
+            retry=retry,
+            accept_redirect=accept_redirect,
+            body=body,
+            headers=headers,
+            stream=False,
+        )
+
+    @contextmanager
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        retry: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[httpx.Response]:
+        """:meth:`request` with the response body left unread, for downloads.
+
+        Read it inside the ``with`` block (``response.iter_bytes()``); the response is
+        closed on leaving it. Retries and errors are those of :meth:`request`: only a
+        response that has not started to arrive is retried.
+        """
+        response = self._send(
+            method, path, params=params, retry=retry, headers=headers, stream=True
+        )
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        retry: bool | None = None,
+        accept_redirect: bool = False,
+        body: BodyFactory | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool,
+    ) -> httpx.Response:
+        sent_headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        sent_headers.update(headers or {})
         clean_params = {k: v for k, v in (params or {}).items() if v is not None}
         may_retry = method == "GET" if retry is None else retry
         delays = self._retry_delays if may_retry else ()
         for attempt in range(len(delays) + 1):
+            content = body() if body is not None else None
             try:
-                response = self._http.request(
-                    method,
-                    path,
-                    json=json,
-                    params=clean_params,
-                    headers=headers,
-                    follow_redirects=False,  # the API answers; only SSO redirects, on purpose
-                )
+                if stream:
+                    request = self._http.build_request(
+                        method, path, params=clean_params, headers=sent_headers, content=content
+                    )
+                    response = self._http.send(request, stream=True, follow_redirects=False)
+                else:
+                    response = self._http.request(
+                        method,
+                        path,
+                        json=json,
+                        params=clean_params,
+                        headers=sent_headers,
+                        content=content,
+                        follow_redirects=False,  # the API answers; only SSO redirects, on purpose
+                    )
             except httpx.TransportError as exc:
                 if attempt < len(delays):
                     time.sleep(delays[attempt])
@@ -121,11 +189,19 @@ class Client:
                     f"cannot reach the ketch server at {self.url} ({type(exc).__name__}); "
                     "is `ketch server` running, and is KETCH_URL right?"
                 ) from exc
+            finally:
+                _close(content)
             if response.status_code in RETRY_STATUSES and attempt < len(delays):
+                response.close()
                 time.sleep(delays[attempt])
                 continue
             if response.is_success or (accept_redirect and response.is_redirect):
                 return response
+            if stream:
+                try:
+                    response.read()  # an error's body is a small envelope
+                finally:
+                    response.close()
             raise _error_of(response)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -185,6 +261,13 @@ class Client:
         """The server's readiness report (no credentials needed)."""
         data: dict[str, Any] = self.request("GET", "/readyz").json()
         return data
+
+
+def _close(content: Iterable[bytes] | None) -> None:
+    """Release what a body factory opened (a generator's ``with open(...)``) at once."""
+    close = getattr(content, "close", None)
+    if callable(close):
+        close()
 
 
 def _error_of(response: httpx.Response) -> KetchError:

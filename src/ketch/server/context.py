@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from ketch.artifact_store import ArtifactStore
 from ketch.audit import AuditTrail
 from ketch.core.clock import Clock, SystemClock
 from ketch.core.settings import KetchSettings
@@ -24,11 +25,13 @@ class Context:
     clock: Clock = field(default_factory=SystemClock)
     uow: UnitOfWorkFactory = field(init=False)
     audit: AuditTrail = field(init=False)
+    artifacts: ArtifactStore = field(init=False)
     authorizer: Authorizer = field(default_factory=Authorizer)
 
     def __post_init__(self) -> None:
         self.uow = UnitOfWorkFactory(self.engine, self.clock)
         self.audit = AuditTrail.from_settings(self.settings)
+        self.artifacts = ArtifactStore(self.settings.artifacts, self.settings.home)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,244 @@
+"""The local-folder backend: one account's objects as files under its own root.
+
+Layout under ``root``: each object is the file ``root/<key>``; ketch's own bookkeeping
+lives in ``root/.ketch/`` (no key may start with ``.ketch``): ``staging/`` for writes
+in progress and ``meta/`` for each object's recorded size and SHA-256.
+
+A write goes to a staging file on the same file system, is fsynced, and is renamed over
+the key in one step, so a reader sees the old object or the whole new one. The recorded
+checksum names the inode it was computed for; should a crash or a concurrent writer
+leave it describing another file, the checksum is reported unknown rather than wrong.
+
+Containment is checked on every access, after resolving symlinks: the resolved folder
+of a key must be inside the resolved root, and the object itself is opened without
+following a symlink, so neither ``..`` nor a link planted in the folder reaches out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ketch.artifact_store.backends import (
+    CHUNK_BYTES,
+    ChecksumMismatch,
+    ObjectMissing,
+    StoredObject,
+)
+from ketch.core.errors import Conflict, InvalidInput
+
+INTERNAL_DIR = ".ketch"
+
+
+class LocalBackend:
+    """Objects of one account under ``root`` (created on first write)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # -- the interface ----------------------------------------------------------------
+
+    def put(
+        self, key: str, chunks: Iterable[bytes], *, expected_sha256: str | None = None
+    ) -> StoredObject:
+        target = self._path(key, create_parents=True)
+        if target.is_dir() and not target.is_symlink():
+            raise Conflict(f"'{key}' is a folder of other objects; it cannot be an object too")
+        staging = self._internal("staging")
+        fd, staged_name = tempfile.mkstemp(dir=staging, prefix="put-")
+        staged = Path(staged_name)
+        try:
+            digest = hashlib.sha256()
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha256 = digest.hexdigest()
+            if expected_sha256 is not None and expected_sha256.lower() != sha256:
+                raise ChecksumMismatch(
+                    f"the content of '{key}' hashes to sha256 {sha256}, not the declared "
+                    f"{expected_sha256}; nothing was stored"
+                )
+            info = staged.stat()
+            self._write_meta(key, {"size": size, "sha256": sha256, "inode": info.st_ino})
+            os.replace(staged, target)
+            _fsync_dir(target.parent)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                staged.unlink()
+        return StoredObject(key, size, sha256, _modified(target.stat(follow_symlinks=False)))
+
+    def open(self, key: str) -> tuple[StoredObject, Iterator[bytes]]:
+        target = self._path(key)
+        try:
+            fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectMissing(f"no object '{key}'") from None
+        except OSError as exc:  # ELOOP: the key names a symlink, which no object is
+            raise ObjectMissing(f"no object '{key}'") from exc
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise ObjectMissing(f"no object '{key}'")
+        return self._describe(key, info), _read_chunks(fd)
+
+    def head(self, key: str) -> StoredObject:
+        info = self._stat(key)
+        if info is None:
+            raise ObjectMissing(f"no object '{key}'")
+        return self._describe(key, info)
+
+    def list_objects(
+        self, prefix: str, *, after: str = "", limit: int = 1000
+    ) -> list[StoredObject]:
+        folder = prefix.rpartition("/")[0]
+        start = self._path(folder) if folder else self.root
+        if not start.is_dir() or start.is_symlink():
+            return []
+        found: list[tuple[bytes, str, os.stat_result]] = []
+        after_bytes = after.encode()
+        for key, info in self._walk(start, folder):
+            encoded = key.encode()
+            if key.startswith(prefix) and encoded > after_bytes:
+                found.append((encoded, key, info))
+        found.sort(key=lambda item: item[0])
+        return [self._describe(key, info) for _, key, info in found[:limit]]
+
+    def delete(self, key: str) -> bool:
+        target = self._path(key)
+        info = self._stat(key)
+        if info is None:
+            return False
+        target.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self._meta_path(key).unlink()
+        self._prune_empty_folders(target.parent)
+        return True
+
+    # -- paths and containment ----------------------------------------------------------
+
+    def _path(self, key: str, *, create_parents: bool = False) -> Path:
+        """``root/<key>``, refused unless every folder on the way is a real folder (never a
+        symlink) and the key's folder resolves inside the root."""
+        parts = key.split("/") if key else []
+        if any(p in {"", ".", ".."} for p in parts) or "\x00" in key:
+            raise InvalidInput(f"artifact key {key!r} is not a relative path")
+        if parts and parts[0].lower().startswith(INTERNAL_DIR):
+            raise InvalidInput(f"artifact key {key!r} is reserved")
+        if create_parents:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder = self.root
+        for name in parts[:-1]:
+            folder = folder / name
+            if create_parents:
+                with contextlib.suppress(FileExistsError):
+                    folder.mkdir(mode=0o700)
+            if folder.is_symlink():
+                raise InvalidInput(f"artifact key {key!r} leads outside the account's storage")
+            if create_parents and not folder.is_dir():
+                raise Conflict(f"a folder of '{key}' is itself an object; it cannot hold others")
+        self._check_inside(folder)
+        return self.root.joinpath(*parts)
+
+    def _check_inside(self, folder: Path) -> None:
+        root = self.root.resolve()
+        resolved = folder.resolve()
+        if resolved != root and not resolved.is_relative_to(root):
+            raise InvalidInput("artifact key leads outside the account's storage")
+
+    def _stat(self, key: str) -> os.stat_result | None:
+        try:
+            info = self._path(key).stat(follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return info if stat.S_ISREG(info.st_mode) else None
+
+    def _walk(self, start: Path, folder: str) -> Iterator[tuple[str, os.stat_result]]:
+        """(key, stat) of every regular file below ``start``; links and ``.ketch`` skipped."""
+        pending = [(start, folder)]
+        while pending:
+            directory, relative = pending.pop()
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    key = f"{relative}/{entry.name}" if relative else entry.name
+                    if not relative and entry.name == INTERNAL_DIR:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append((Path(entry.path), key))
+                    elif entry.is_file(follow_symlinks=False):
+                        yield key, entry.stat(follow_symlinks=False)
+
+    def _prune_empty_folders(self, folder: Path) -> None:
+        """Remove folders the delete left empty, up to the root: keys, not folders, exist."""
+        root = self.root.resolve()
+        current = folder
+        while current.resolve() != root and current.resolve().is_relative_to(root):
+            try:
+                current.rmdir()
+            except OSError:
+                return
+            current = current.parent
+
+    # -- recorded size and checksum -----------------------------------------------------
+
+    def _internal(self, name: str) -> Path:
+        path = self.root / INTERNAL_DIR / name
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    def _meta_path(self, key: str) -> Path:
+        name = hashlib.sha256(key.encode()).hexdigest()
+        return self.root / INTERNAL_DIR / "meta" / f"{name}.json"
+
+    def _write_meta(self, key: str, record: dict[str, object]) -> None:
+        folder = self._internal("meta")
+        fd, staged = tempfile.mkstemp(dir=folder, prefix="meta-")
+        with os.fdopen(fd, "w") as out:
+            json.dump({"key": key, **record}, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(staged, self._meta_path(key))
+
+    def _describe(self, key: str, info: os.stat_result) -> StoredObject:
+        sha256: str | None = None
+        try:
+            record = json.loads(self._meta_path(key).read_text())
+        except (FileNotFoundError, ValueError):
+            record = {}
+        if record.get("inode") == info.st_ino and record.get("size") == info.st_size:
+            sha256 = record.get("sha256")
+        return StoredObject(key, info.st_size, sha256, _modified(info))
+
+
+def _read_chunks(fd: int) -> Iterator[bytes]:
+    """The file's content in ``CHUNK_BYTES`` pieces; the descriptor is closed at the end
+    or when the consumer closes the generator."""
+    try:
+        while chunk := os.read(fd, CHUNK_BYTES):
+            yield chunk
+    finally:
+        os.close(fd)
+
+
+def _modified(info: os.stat_result) -> datetime:
+    return datetime.fromtimestamp(info.st_mtime, UTC)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,137 @@
+"""Tar archives in and out of jobs and model servers, refused whole when unsafe.
+
+Source bundles (``sourcedir.tar.gz``) and model archives (``model.tar.gz``) come from
+users. Before a single byte is extracted, every member is checked: only regular files
+and folders, relative names with no ``..``, nothing absolute, no links, devices or
+FIFOs, and limits on the member count, the total size and the expansion ratio (a
+"zip bomb" of a few KiB that expands to terabytes). Extraction then runs with Python's
+``data`` filter as a second lock. Packing is deterministic (sorted names, fixed owners
+and times), so the same folder always gives the same bytes and the same checksum.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ketch.core.errors import InvalidInput
+
+__all__ = ["ArchiveLimits", "UnsafeArchive", "check_archive", "extract_archive", "pack_folder"]
+
+
+class UnsafeArchive(InvalidInput):
+    """The archive is refused as a whole; nothing was extracted."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveLimits:
+    max_members: int = 100_000
+    max_total_bytes: int = 20 * 1024**3
+    max_ratio: float = 200.0
+    """Largest allowed (total member bytes / archive bytes); text compresses ~10x."""
+    min_ratio_checked_bytes: int = 64 * 1024**2
+    """Below this total, any ratio is fine: small archives cannot exhaust a disk."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveSummary:
+    members: int
+    total_bytes: int
+
+
+def check_archive(path: Path, limits: ArchiveLimits = ArchiveLimits()) -> ArchiveSummary:
+    """Every member of the tar (any compression) at ``path`` checked; :class:`UnsafeArchive`
+    names the first offence."""
+    name = path.name
+    members = 0
+    total = 0
+    try:
+        with tarfile.open(path, mode="r:*") as archive:
+            for member in archive:
+                members += 1
+                if members > limits.max_members:
+                    raise UnsafeArchive(f"{name} has more than {limits.max_members} members")
+                _check_member(name, member)
+                total += member.size
+                if total > limits.max_total_bytes:
+                    raise UnsafeArchive(
+                        f"{name} expands to more than {limits.max_total_bytes} bytes"
+                    )
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise UnsafeArchive(f"{name} is not a readable tar archive: {exc}") from None
+    packed = max(path.stat().st_size, 1)
+    if total >= limits.min_ratio_checked_bytes and total / packed > limits.max_ratio:
+        raise UnsafeArchive(
+            f"{name} expands {total / packed:.0f}x ({packed} bytes to {total}); "
+            f"more than {limits.max_ratio:.0f}x looks like a decompression bomb"
+        )
+    return ArchiveSummary(members, total)
+
+
+def _check_member(archive: str, member: tarfile.TarInfo) -> None:
+    shown = repr(member.name[:200])
+    if not (member.isfile() or member.isdir()):
+        kind = "a link" if member.issym() or member.islnk() else "a device, FIFO or special file"
+        raise UnsafeArchive(f"{archive}: member {shown} is {kind}; only files and folders")
+    if "\x00" in member.name or "\\" in member.name:
+        raise UnsafeArchive(f"{archive}: member {shown} has a NUL or backslash in its name")
+    path = PurePosixPath(member.name)
+    if path.is_absolute() or member.name.startswith("/"):
+        raise UnsafeArchive(f"{archive}: member {shown} is an absolute path")
+    if any(part == ".." for part in path.parts):
+        raise UnsafeArchive(f"{archive}: member {shown} climbs out with '..'")
+    if len(path.parts) > 0 and len(path.parts[0]) > 1 and path.parts[0][1] == ":":
+        raise UnsafeArchive(f"{archive}: member {shown} names a drive")
+
+
+def extract_archive(
+    path: Path, destination: Path, limits: ArchiveLimits = ArchiveLimits()
+) -> ArchiveSummary:
+    """Check the archive whole, then extract it into ``destination`` (created, 0700)."""
+    summary = check_archive(path, limits)
+    destination.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with tarfile.open(path, mode="r:*") as archive:
+        archive.extractall(destination, filter="data")
+    return summary
+
+
+def pack_folder(folder: Path, destination: Path) -> None:
+    """``folder``'s content as a gzip tar at ``destination`` (members relative to the
+    folder, as SageMaker's ``model.tar.gz``); links inside the folder are refused."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staged = destination.with_name(f".{destination.name}.partial")
+    try:
+        with (
+            gzip.GzipFile(staged, mode="wb", mtime=0) as compressed,
+            tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
+        ):
+            for path in _sorted_tree(folder):
+                relative = path.relative_to(folder).as_posix()
+                info = archive.gettarinfo(str(path), arcname=relative)
+                if not (info.isfile() or info.isdir()):
+                    raise UnsafeArchive(f"{relative} in {folder.name}/ is not a file or folder")
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                info.mtime = 0
+                info.mode = 0o755 if info.isdir() else 0o644
+                if info.isfile():
+                    with path.open("rb") as handle:
+                        archive.addfile(info, handle)
+                else:
+                    archive.addfile(info)
+        os.replace(staged, destination)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _sorted_tree(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        base = Path(root)
+        dirs.sort()
+        found += [base / d for d in dirs]
+        found += [base / f for f in sorted(files)]
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
