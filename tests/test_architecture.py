@@ -21,7 +21,7 @@ from starlette.routing import Mount
 from ketch.api.deps import ACTION_ATTRIBUTE, PUBLIC_ATTRIBUTE
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "ketch"
-SERVICES = {"org", "iam", "idempotency", "audit", "sso", "artifact_store"}
+SERVICES = {"org", "iam", "idempotency", "audit", "sso", "artifact_store", "compute"}
 """Service packages (layer 2); extend as services arrive."""
 
 ALLOWED: dict[str, set[str]] = {

@@ -20,7 +20,7 @@ import pytest
 from ketch import iam, org
 from ketch.iam import Action, Authorizer, Caller, RequestFacts, ResourceRef
 from ketch.iam.authorizer import request_context
-from ketch.iam.engine import CompiledPolicies
+from ketch.iam.engine import CompiledPolicies, Decision
 from ketch.schemas.org import AccountCreate, AccountUpdate, Stage
 from ketch.store.session import UnitOfWorkFactory
 
@@ -466,28 +466,32 @@ def _decide_on_everything(
     )
 
 
+def _bob_on_a_job(uow: UnitOfWorkFactory, action: Action, job: str) -> Decision:
+    """bob's decision on a training job in fraud-dev, from inside the allow-list."""
+    with uow() as r:
+        bob = Caller(user_id=iam.user_id_of(r, "bob"), name="bob")
+        return Authorizer().check(
+            r,
+            bob,
+            action,
+            ResourceRef("TrainingJob", job, "Account", "fraud-dev"),
+            account="fraud-dev",
+            facts=RequestFacts(source_ip="10.9.9.9"),
+        )
+
+
 def test_a_policy_naming_one_new_resource_sees_that_resource(
     organization: UnitOfWorkFactory,
 ) -> None:
     """A new training job is decided on a stand-in only while no policy names one."""
     _add_policies_that_name_resources(organization)
-    authorizer = Authorizer()
-    with organization() as r:
-        bob = Caller(user_id=iam.user_id_of(r, "bob"), name="bob")
 
-        def stop(job: str) -> bool:
-            return authorizer.check(
-                r,
-                bob,
-                Action.STOP_TRAINING_JOB,
-                ResourceRef("TrainingJob", job, "Account", "fraud-dev"),
-                account="fraud-dev",
-                facts=RequestFacts(source_ip="10.9.9.9"),
-            ).allowed
+    def stop(job: str) -> bool:
+        return _bob_on_a_job(organization, Action.STOP_TRAINING_JOB, job).allowed
 
-        assert stop(SPECIAL_JOB)
-        assert not stop("krn:ketch:fraud-dev:training-job/other")
-        assert not stop("*")  # the stand-in's own id is nothing special
+    assert stop(SPECIAL_JOB)
+    assert not stop("krn:ketch:fraud-dev:training-job/other")
+    assert not stop("*")  # the stand-in's own id is nothing special
 
 
 def test_a_policy_reading_entities_off_the_path_sees_them(
@@ -495,18 +499,7 @@ def test_a_policy_reading_entities_off_the_path_sees_them(
 ) -> None:
     """The entity slice of a new resource holds the entities its policies name."""
     _add_policies_that_name_resources(organization)
-    authorizer = Authorizer()
-    with organization() as r:
-        bob = Caller(user_id=iam.user_id_of(r, "bob"), name="bob")
-        decision = authorizer.check(
-            r,
-            bob,
-            Action.DESCRIBE_TRAINING_JOB,
-            ResourceRef(
-                "TrainingJob", "krn:ketch:fraud-dev:training-job/x", "Account", "fraud-dev"
-            ),
-            account="fraud-dev",
-            facts=RequestFacts(source_ip="10.9.9.9"),
-        )
-        assert decision.allowed, decision
-        assert decision.errors == ()
+    job = "krn:ketch:fraud-dev:training-job/x"
+    decision = _bob_on_a_job(organization, Action.DESCRIBE_TRAINING_JOB, job)
+    assert decision.allowed, decision
+    assert decision.errors == ()

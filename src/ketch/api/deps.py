@@ -203,24 +203,24 @@ class Guard:
         No transaction is held while it runs (an upload may take minutes); its record is
         written after it, success or failure, as :meth:`write` would.
         """
-        try:
+        with self._failures_recorded():
             yield
-        except KetchError as exc:
-            self._record_failure(exc.code.value)
-            raise
-        except Exception:
-            self._record_failure("InternalError")
-            raise
         with self.context.uow(write=True) as uow:
             audit.record_event(uow, self.entry(audit.Outcome.SUCCESS))
 
     @contextmanager
     def write(self) -> Iterator[UnitOfWork]:
         """A write unit of work whose audit record commits (or rolls back) with the change."""
+        with self._failures_recorded(), self.context.uow(write=True) as uow:
+            yield uow
+            audit.record_event(uow, self.entry(audit.Outcome.SUCCESS))
+
+    @contextmanager
+    def _failures_recorded(self) -> Iterator[None]:
+        """Whatever the block raises is recorded as a failure (in its own transaction)
+        and raised again."""
         try:
-            with self.context.uow(write=True) as uow:
-                yield uow
-                audit.record_event(uow, self.entry(audit.Outcome.SUCCESS))
+            yield
         except KetchError as exc:
             self._record_failure(exc.code.value)
             raise

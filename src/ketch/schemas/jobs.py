@@ -1,0 +1,218 @@
+"""Processing and training jobs on the wire.
+
+A job spec is checked whole before anything is queued: unknown instance types, numbers
+out of range, hyperparameters that are not plain values, URIs that are not ``ketch://``
+and environment keys that would override the job contract are refused with the field's
+name. Limits follow SageMaker's where it has them (100 hyperparameters of at most 2,500
+characters, 40 metric definitions, 28 days of runtime).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from ketch.core.artifact_uri import parse_uri
+from ketch.core.errors import InvalidInput
+from ketch.core.instances import instance_type
+from ketch.core.krn import NAME_PATTERN, NAME_RULE, validate_name
+from ketch.schemas.common import ClientToken, ReadModel, WireModel, checked_by
+from ketch.schemas.org import Tags
+
+MAX_RUNTIME_SECONDS = 28 * 24 * 3600
+RESERVED_ENV_PREFIXES = ("SM_", "KETCH_")
+
+
+def _object_uri(value: str) -> str:
+    parse_uri(value)
+    return value
+
+
+def _prefix_uri(value: str) -> str:
+    parse_uri(value, allow_prefix=True)
+    return value
+
+
+def _known_instance_type(value: str) -> str:
+    return instance_type(value).name
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise InvalidInput("hyperparameter values must be finite numbers (no NaN or infinity)")
+    return value
+
+
+def _regex(value: str) -> str:
+    try:
+        pattern = re.compile(value)
+    except re.error as exc:
+        raise InvalidInput(f"metric regex {value[:80]!r} does not compile: {exc}") from None
+    if pattern.groups < 1:
+        raise InvalidInput(f"metric regex {value[:80]!r} needs a group capturing the value")
+    return value
+
+
+def _entry_point(value: str) -> str:
+    if ":" not in value and any(part in {"", ".", ".."} for part in value.split("/")):
+        raise InvalidInput(f"entry point {value!r} must be a relative path inside the bundle")
+    return value
+
+
+def _environment_name(value: str) -> str:
+    if value.upper().startswith(RESERVED_ENV_PREFIXES):
+        raise InvalidInput(
+            f"environment variable {value!r} is reserved: SM_* and KETCH_* describe the job"
+        )
+    return value
+
+
+JobName = Annotated[
+    str,
+    AfterValidator(checked_by(lambda value: validate_name(value, kind="job name"))),
+    Field(description=f"Job name: {NAME_RULE}.", json_schema_extra={"pattern": NAME_PATTERN}),
+]
+ObjectUri = Annotated[
+    str,
+    Field(max_length=1100, description="ketch://<account>/<key>"),
+    AfterValidator(checked_by(_object_uri)),
+]
+PrefixUri = Annotated[
+    str,
+    Field(max_length=1100, description="ketch://<account>/<prefix>/"),
+    AfterValidator(checked_by(_prefix_uri)),
+]
+ChannelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+HyperparameterName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:/=+-]{1,256}$")]
+HyperparameterValue = (
+    StrictBool
+    | StrictInt
+    | Annotated[StrictFloat, AfterValidator(checked_by(_finite))]
+    | Annotated[StrictStr, Field(max_length=2500)]
+)
+EnvironmentName = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,255}$"),
+    AfterValidator(checked_by(_environment_name)),
+]
+InstanceTypeName = Annotated[
+    str, Field(max_length=40), AfterValidator(checked_by(_known_instance_type))
+]
+
+
+class JobKind(StrEnum):
+    TRAINING = "training"
+    PROCESSING = "processing"
+
+
+class JobStatus(StrEnum):
+    """SageMaker's states, in the order a job passes them."""
+
+    PENDING = "Pending"
+    STARTING = "Starting"
+    DOWNLOADING = "Downloading"
+    TRAINING = "Training"
+    PROCESSING = "Processing"
+    UPLOADING = "Uploading"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+
+
+class FailureKind(StrEnum):
+    USER = "user"
+    """The job's code failed (a non-zero exit, ``output/failure``, its runtime limit)."""
+    PLATFORM = "platform"
+    """ketch failed it (an executor lost, an upload failed); retried with back-off."""
+
+
+class CodeSpec(WireModel):
+    source_uri: ObjectUri = Field(description="The source bundle, a sourcedir.tar.gz")
+    entry_point: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=256,
+            pattern=r"^(?:[A-Za-z0-9_./-]+\.(?:py|sh)|[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*)$",
+            description="A script in the bundle (train.py) or module:function",
+        ),
+        AfterValidator(checked_by(_entry_point)),
+    ]
+    image: str | None = Field(None, max_length=512, description="Reserved for container executors")
+
+
+class MetricDefinition(WireModel):
+    name: str = Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:/-]+$")
+    regex: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(checked_by(_regex))]
+
+
+class RetryStrategy(WireModel):
+    maximum_retry_attempts: int = Field(
+        0, ge=0, le=30, description="Retries after a platform error (user errors never retry)"
+    )
+
+
+class JobSpec(WireModel):
+    """What both kinds of job carry."""
+
+    name: JobName
+    code: CodeSpec
+    inputs: dict[ChannelName, ObjectUri | PrefixUri] = Field(default_factory=dict, max_length=20)
+    output_uri: PrefixUri
+    hyperparameters: dict[HyperparameterName, HyperparameterValue] = Field(
+        default_factory=dict, max_length=100
+    )
+    environment: dict[EnvironmentName, Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict, max_length=100
+    )
+    instance_type: InstanceTypeName = "cpu.small"
+    instance_count: int = Field(1, ge=1, le=16)
+    max_runtime_seconds: int = Field(86_400, ge=1, le=MAX_RUNTIME_SECONDS)
+    retry_strategy: RetryStrategy = Field(default_factory=RetryStrategy)
+    checkpoint_uri: PrefixUri | None = None
+    metric_definitions: list[MetricDefinition] = Field(default_factory=list, max_length=40)
+    tags: Tags = Field(default_factory=dict)
+    client_token: ClientToken | None = None
+
+
+class TrainingJobCreate(JobSpec):
+    pass
+
+
+class ProcessingJobCreate(JobSpec):
+    outputs: dict[ChannelName, PrefixUri] = Field(default_factory=dict, max_length=20)
+
+
+class StatusTransition(ReadModel):
+    status: JobStatus
+    at: datetime
+    message: str | None = None
+
+
+class Job(ReadModel):
+    id: str
+    krn: str
+    account: str
+    name: str
+    kind: JobKind
+    status: JobStatus
+    secondary_status: str | None = None
+    failure_reason: str | None = None
+    failure_kind: FailureKind | None = None
+    attempt: int = 0
+    spec: JobSpec
+    """Environment values are shown as ``(hidden)``: they may be secrets."""
+    transitions: list[StatusTransition] = Field(default_factory=list)
+    created_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    billable_seconds: float | None = None
+    cost: float | None = None
+    model_artifact_uri: str | None = None
+    output_artifact_uri: str | None = None
