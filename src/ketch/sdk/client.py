@@ -100,6 +100,7 @@ class Client:
         accept_redirect: bool = False,
         body: BodyFactory | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
         """Send one API request and return the 2xx response, or raise the server's error.
 
@@ -107,7 +108,7 @@ class Client:
         ``retry=True`` (creates that carry a ``client_token`` are safe to repeat).
         ``accept_redirect=True`` returns a redirect instead of treating it as an error.
         ``body`` streams a raw request body (called once per attempt); ``headers`` are
-        sent besides the credentials.
+        sent besides the credentials; ``timeout`` replaces the client's for this request.
         """
         return self._send(
             method,
@@ -118,6 +119,7 @@ class Client:
             accept_redirect=accept_redirect,
             body=body,
             headers=headers,
+            timeout=timeout,
             stream=False,
         )
 
@@ -156,6 +158,7 @@ class Client:
         accept_redirect: bool = False,
         body: BodyFactory | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
         stream: bool,
     ) -> httpx.Response:
         sent_headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -180,6 +183,7 @@ class Client:
                         headers=sent_headers,
                         content=content,
                         follow_redirects=False,  # the API answers; only SSO redirects, on purpose
+                        timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
                     )
             except httpx.TransportError as exc:
                 if attempt < len(delays):

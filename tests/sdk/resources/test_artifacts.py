@@ -515,3 +515,32 @@ def _listed(key: str) -> dict[str, Any]:
         "sha256": None,
         "modified": "2026-11-23T08:00:00Z",
     }
+
+
+def test_an_upload_waits_long_for_the_answer_after_its_last_byte(tmp_path: Path) -> None:
+    """The server may still be storing a large object (spooled to S3) when the body ends:
+    the upload's read timeout is long, other calls keep the client's."""
+    seen: dict[str, dict[str, float | None]] = {}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen[request.method] = request.extensions["timeout"]
+        request.read()
+        body = {
+            "uri": "ketch://fraud-dev/a.bin",
+            "account": "fraud-dev",
+            "key": "a.bin",
+            "size": 1,
+            "sha256": None,
+            "modified": "2026-11-23T00:00:00Z",
+        }
+        return httpx.Response(200, json=body)
+
+    source = tmp_path / "a.bin"
+    source.write_bytes(b"x")
+    with ketch.Client(
+        url="http://ketch.test", token="t", transport=httpx.MockTransport(answer)
+    ) as client:
+        client.artifacts.upload(source, "ketch://fraud-dev/a.bin")
+        client.request("GET", "/api/v1/organization")
+    assert seen["PUT"]["read"] == 3600.0
+    assert seen["GET"]["read"] == 30.0

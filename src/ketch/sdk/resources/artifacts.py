@@ -42,6 +42,9 @@ from ketch.sdk._pagination import iterate
 if TYPE_CHECKING:
     from ketch.sdk.client import Client
 
+UPLOAD_TIMEOUT = httpx.Timeout(30.0, read=3600.0)
+"""After the last byte the server may still be storing the object (spooled to S3): the
+answer may take minutes for a large one, and waiting is cheaper than sending it again."""
 logger = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
@@ -103,6 +106,7 @@ class Artifacts:
             body=_FileBody(file, size, tally),
             headers=headers,
             retry=True,
+            timeout=UPLOAD_TIMEOUT,
         )
         logger.debug("uploaded %s to %s (%d bytes)", file, target, size)
         return Artifact.model_validate(response.json())
