@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from ketch.api.deps import AppContext
 from ketch.api.errors import install_error_handlers
 from ketch.api.middleware import KetchHttpMiddleware
-from ketch.api.routes import artifacts, audit, auth, health, iam, org, sso
+from ketch.api.routes import artifacts, audit, auth, health, iam, jobs, org, sso
 from ketch.schemas.common import ErrorEnvelope
 
 API_PREFIX = "/api/v1"
@@ -22,6 +22,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     iam.router,
     audit.router,
     artifacts.router,
+    jobs.router,
 )
 _UPLOAD_PATH = re.compile(rf"^{API_PREFIX}/accounts/[^/]+/artifacts/.+")
 

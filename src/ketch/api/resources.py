@@ -285,3 +285,45 @@ def artifacts_in_account(account_param: str = "account_id") -> Resolver:
         )
 
     return resolve
+
+
+def _job_target(r: Resolution, entity_type: str, krn_type: str, name: str) -> Target:
+    account_id = r.path["account_id"]
+    if account_id not in r.compiled.facts.org.accounts:
+        raise NotFound(f"account '{account_id}' does not exist")
+    name_krn = f"krn:ketch:{account_id}:{krn_type}/{name}"
+    return Target(
+        ResourceRef(entity_type, name_krn, "Account", account_id),
+        account=account_id,
+        krn=name_krn,
+        not_found=f"{krn_type} '{name}' does not exist in {account_id}",
+    )
+
+
+def job_from_path(entity_type: str, krn_type: str) -> Resolver:
+    """A job of an account, named in the path (``/accounts/{account_id}/...-jobs/{name}``)."""
+
+    def resolve(r: Resolution) -> Target:
+        return _job_target(r, entity_type, krn_type, r.path["name"])
+
+    return resolve
+
+
+def new_job_from_body(entity_type: str, krn_type: str) -> Resolver:
+    """A job being submitted: its name and instance type come from the body (the instance
+    type enters the Cedar context, for guardrails on sizes)."""
+
+    def resolve(r: Resolution) -> Target:
+        target = _job_target(r, entity_type, krn_type, _body_str(r.body, "name", "new"))
+        return replace(target, instance_type=_body_str(r.body, "instance_type", "cpu.small"))
+
+    return resolve
+
+
+def jobs_in_account(entity_type: str, krn_type: str) -> Resolver:
+    """An account's jobs of one kind (a listing)."""
+
+    def resolve(r: Resolution) -> Target:
+        return _job_target(r, entity_type, krn_type, "*")
+
+    return resolve
