@@ -13,6 +13,7 @@ audit entry in the same transaction as the change.
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class AppContext(Protocol):
     authorizer: Authorizer
     audit: audit.AuditTrail
     artifacts: ArtifactStore
+    job_wakeup: threading.Event
 
 
 def get_context(request: Request) -> AppContext:

@@ -169,6 +169,23 @@ class ArtifactSettings(BaseModel):
         return self
 
 
+class JobSettings(BaseModel):
+    """Running jobs: where, how many at once, and how long a controller's claim lasts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    executor: Literal["local"] = "local"
+    work_dir: Path | None = Field(None, description="Job roots and logs; default $KETCH_HOME/jobs")
+    per_account: int = Field(4, ge=1, le=10_000, description="Jobs one account runs at once")
+    per_instance_type: dict[str, int] = Field(
+        default_factory=dict, description="Capacity by instance type, e.g. {gpu.small = 1}"
+    )
+    default_per_instance_type: int = Field(2, ge=1, le=10_000)
+    lease_seconds: int = Field(
+        30, ge=2, le=3600, description="A dead controller's jobs are taken over after this"
+    )
+
+
 class SsoSettings(BaseModel):
     """Single sign-on through an external OpenID Connect identity provider.
 
@@ -266,6 +283,7 @@ class KetchSettings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     sso: SsoSettings = Field(default_factory=SsoSettings)
     artifacts: ArtifactSettings = Field(default_factory=ArtifactSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
     log_level: str = "INFO"
 
     @field_validator("log_level")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -26,6 +27,8 @@ class Context:
     uow: UnitOfWorkFactory = field(init=False)
     audit: AuditTrail = field(init=False)
     artifacts: ArtifactStore = field(init=False)
+    job_wakeup: threading.Event = field(default_factory=threading.Event)
+    """Set when a job is submitted, so that the job runner looks at the queue at once."""
     authorizer: Authorizer = field(default_factory=Authorizer)
 
     def __post_init__(self) -> None:

@@ -13,6 +13,7 @@ from ketch.core.logging import configure_logging
 from ketch.core.settings import KetchSettings
 from ketch.server.bootstrap import BootstrapResult, ensure_bootstrapped
 from ketch.server.context import build_context
+from ketch.server.jobs import job_runner
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def run_server(
             server_header=False,
             proxy_headers=False,
         )
-        with DigestWriter(context.uow, context.audit).running():
+        with DigestWriter(context.uow, context.audit).running(), job_runner(context):
             uvicorn.Server(config).run()
     finally:
         context.close()

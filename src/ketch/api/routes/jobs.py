@@ -93,7 +93,7 @@ def _register(k: KindRoutes, body_model: type[TrainingJobCreate | ProcessingJobC
         ],
     ) -> Job:
         with guard.write() as uow:
-            return create_once(
+            job = create_once(
                 uow,
                 guard.caller,
                 operation=k.create.value,
@@ -104,6 +104,8 @@ def _register(k: KindRoutes, body_model: type[TrainingJobCreate | ProcessingJobC
                 fetch=lambda job_id: compute.get_job_by_id(uow, job_id),
                 id_of=lambda job: job.id,
             )
+        guard.context.job_wakeup.set()  # committed: the runner may claim it now
+        return job
 
     @router.get(base, summary=f"List {k.kind.value} jobs", name=f"list_{k.kind.value}_jobs")
     def list_jobs(

@@ -1,0 +1,339 @@
+"""The job runner end to end: real job rows, a real LocalExecutor, the local artifact store.
+
+Each test submits a job straight into the database (as the API would, or bypassing its
+checks on purpose), lets a runner claim it and waits for the row to reach a final state.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from ketch import org
+from ketch.artifact_store import ArtifactStore, open_artifact, put_artifact
+from ketch.compute import queue
+from ketch.compute.executors.local import LocalExecutor
+from ketch.compute.queue import Capacity
+from ketch.compute.runner import JobRunner, RunnerContext
+from ketch.compute.tables import JobRow, JobTransitionRow
+from ketch.core.artifact_uri import parse_uri
+from ketch.core.ids import new_id
+from ketch.schemas.jobs import JobStatus, TrainingJobCreate
+from ketch.schemas.org import AccountCreate, Stage
+from ketch.server.bootstrap import BootstrapResult
+from ketch.server.context import Context
+from ketch.store.session import UnitOfWorkFactory
+
+ACCOUNT = "team-a"
+OTHER = "team-b"
+TRAIN_SCRIPT = """\
+import argparse, os, time
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--epochs", type=int, default=1)
+parser.add_argument("--sleep", type=float, default=0)
+parser.add_argument("--marker", default="")
+parser.add_argument("--train", default=os.environ["SM_CHANNEL_TRAIN"])
+parser.add_argument("--model-dir", default=os.environ["SM_MODEL_DIR"])
+args, _ = parser.parse_known_args()
+with open(os.path.join(args.train, "train.csv")) as data:
+    rows = data.read().splitlines()[1:]
+time.sleep(args.sleep)
+if args.marker:
+    with open(args.marker, "a") as marker:
+        marker.write("ran\\n")
+with open(os.path.join(args.model_dir, "model.txt"), "w") as model:
+    model.write(f"epochs={args.epochs} rows={len(rows)}\\n")
+"""
+FAILING_SCRIPT = """\
+import os, sys
+with open(os.path.join(os.environ["SM_OUTPUT_DIR"], "failure"), "w") as failure:
+    failure.write("loss diverged at epoch 3")
+sys.exit(1)
+"""
+CSV = "x,y\n1,2\n3,4\n5,6\n"
+
+
+@pytest.fixture
+def accounts(context: Context, bootstrapped: BootstrapResult) -> Context:
+    with context.uow(write=True) as w:
+        for account in (ACCOUNT, OTHER):
+            org.create_account(w, AccountCreate(id=account, stage=Stage.DEV))
+    put(context, ACCOUNT, "data/train/train.csv", CSV.encode())
+    put(context, OTHER, "data/train/train.csv", CSV.encode())
+    return context
+
+
+@pytest.fixture
+def make_runner(accounts: Context, tmp_path: Path) -> Iterator[Callable[..., JobRunner]]:
+    """``make_runner(lease=..., context=...)``: a runner on a LocalExecutor in ``tmp_path``."""
+    made: list[JobRunner] = []
+
+    def make(lease: float = 30.0, context: RunnerContext | None = None) -> JobRunner:
+        runner = JobRunner(
+            context or accounts,
+            LocalExecutor(tmp_path / "state", timeout_grace_seconds=1),
+            owner=f"ctl-{len(made) + 1}",
+            capacity=Capacity(),
+            lease=timedelta(seconds=lease),
+            work_dir=tmp_path / "work",
+            poll_seconds=0.1,
+            stop_grace_seconds=1,
+        )
+        made.append(runner)
+        return runner
+
+    yield make
+    for runner in made:
+        runner.close(timeout=10)
+
+
+def put(context: Context, account: str, key: str, data: bytes) -> None:
+    put_artifact(context.artifacts, account, key, [data])
+
+
+def bundle(files: dict[str, str]) -> bytes:
+    """A ``sourcedir.tar.gz`` holding ``files`` (member names taken as given)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def submit(context: Context, files: dict[str, str], **spec: Any) -> str:
+    """Upload ``files`` as the job's bundle and insert a Pending job row for it."""
+    name = f"job-{new_id()[:8].lower()}"
+    source_key = f"code/{name}/sourcedir.tar.gz"
+    put(context, ACCOUNT, source_key, bundle(files))
+    fields: dict[str, Any] = {
+        "name": name,
+        "code": {"source_uri": f"ketch://{ACCOUNT}/{source_key}", "entry_point": "train.py"},
+        "inputs": {"train": f"ketch://{ACCOUNT}/data/train/"},
+        "output_uri": f"ketch://{ACCOUNT}/models/",
+        "max_runtime_seconds": 60,
+    } | spec
+    created = TrainingJobCreate.model_validate(fields)
+    with context.uow(write=True) as w:
+        now = w.clock.now()
+        row = JobRow(
+            id=new_id(),
+            account_id=ACCOUNT,
+            kind="training",
+            name=name,
+            spec=created.model_dump(mode="json"),
+            instance_type=created.instance_type,
+            created_by="tester",
+            created_at=now,
+            status=JobStatus.PENDING.value,
+            stop_requested=False,
+            attempt=0,
+            max_attempts=1,
+            queued_at=now,
+            next_attempt_at=now,
+            fence=0,
+        )
+        w.session.add(row)
+        w.session.flush()
+        queue.record_transition(w, row.id, JobStatus.PENDING, now, "submitted")
+        return row.id
+
+
+def job(context: Context, job_id: str) -> JobRow:
+    with context.uow() as r:
+        row = r.session.get(JobRow, job_id)
+        assert row is not None
+        r.session.expunge(row)
+        return row
+
+
+def wait_for(context: Context, job_id: str, *statuses: JobStatus, timeout: float = 20) -> JobRow:
+    deadline = time.monotonic() + timeout
+    while True:
+        row = job(context, job_id)
+        if row.status in statuses:
+            return row
+        assert time.monotonic() < deadline, f"job stayed {row.status}: {row.failure_reason}"
+        time.sleep(0.05)
+
+
+def transitions(context: Context, job_id: str) -> list[tuple[str, str | None]]:
+    with context.uow() as r:
+        found = r.session.execute(
+            select(JobTransitionRow.status, JobTransitionRow.message)
+            .where(JobTransitionRow.job_id == job_id)
+            .order_by(JobTransitionRow.seq)
+        )
+        return [(status, message) for status, message in found]
+
+
+def run(runner: JobRunner, context: Context, job_id: str) -> JobRow:
+    assert runner.run_once()
+    return wait_for(context, job_id, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED)
+
+
+def read_member(context: Context, uri: str, member: str) -> str:
+    parsed = parse_uri(uri)
+    _, chunks = open_artifact(context.artifacts, parsed.account, parsed.key)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks)), mode="r:gz") as archive:
+        extracted = archive.extractfile(member)
+        assert extracted is not None
+        return extracted.read().decode()
+
+
+def test_an_unmodified_sagemaker_script_trains_and_its_model_is_uploaded(
+    accounts: Context, make_runner: Callable[..., JobRunner]
+) -> None:
+    job_id = submit(accounts, {"train.py": TRAIN_SCRIPT}, hyperparameters={"epochs": 3})
+    done = run(make_runner(), accounts, job_id)
+    assert done.status == JobStatus.COMPLETED, done.failure_reason
+    assert [status for status, _ in transitions(accounts, job_id)] == [
+        "Pending",
+        "Starting",
+        "Downloading",
+        "Training",
+        "Uploading",
+        "Completed",
+    ]
+    assert done.model_artifact_uri == f"ketch://{ACCOUNT}/models/{done.name}/output/model.tar.gz"
+    assert done.output_artifact_uri == f"ketch://{ACCOUNT}/models/{done.name}/output/output.tar.gz"
+    assert read_member(accounts, done.model_artifact_uri, "model.txt") == "epochs=3 rows=3\n"
+    assert done.billable_seconds is not None and done.billable_seconds > 0
+    assert done.executor == "local" and done.handle is not None
+
+
+def test_a_failure_file_and_a_non_zero_exit_fail_the_job_as_the_users(
+    accounts: Context, make_runner: Callable[..., JobRunner]
+) -> None:
+    job_id = submit(accounts, {"train.py": FAILING_SCRIPT})
+    done = run(make_runner(), accounts, job_id)
+    assert done.status == JobStatus.FAILED
+    assert done.failure_kind == "user"
+    assert done.failure_reason == "loss diverged at epoch 3"
+    assert done.model_artifact_uri is None
+
+
+def test_an_input_in_another_account_is_refused_before_anything_is_downloaded(
+    accounts: Context, make_runner: Callable[..., JobRunner], tmp_path: Path
+) -> None:
+    # Straight into the row: the API would have refused this URI at submission.
+    job_id = submit(
+        accounts, {"train.py": TRAIN_SCRIPT}, inputs={"train": f"ketch://{OTHER}/data/train/"}
+    )
+    done = run(make_runner(), accounts, job_id)
+    assert done.status == JobStatus.FAILED and done.failure_kind == "user"
+    assert done.failure_reason is not None
+    assert f"ketch://{OTHER}/data/train/" in done.failure_reason
+    assert "own account" in done.failure_reason
+    assert not (tmp_path / "work" / job_id / "1").exists(), "nothing may be laid out or fetched"
+
+
+def test_a_bundle_climbing_out_with_dot_dot_is_refused_whole(
+    accounts: Context, make_runner: Callable[..., JobRunner], tmp_path: Path
+) -> None:
+    job_id = submit(accounts, {"train.py": TRAIN_SCRIPT, "../evil.py": "print('owned')"})
+    done = run(make_runner(), accounts, job_id)
+    assert done.status == JobStatus.FAILED and done.failure_kind == "user"
+    assert done.failure_reason is not None and done.failure_reason.startswith("unsafe archive")
+    code = tmp_path / "work" / job_id / "1" / "opt" / "ml" / "code"
+    assert list(code.iterdir()) == []
+    assert not list((tmp_path / "work").rglob("evil.py"))
+
+
+def test_a_stop_request_stops_a_running_job(
+    accounts: Context, make_runner: Callable[..., JobRunner]
+) -> None:
+    job_id = submit(accounts, {"train.py": TRAIN_SCRIPT}, hyperparameters={"sleep": 60})
+    assert make_runner().run_once()
+    wait_for(accounts, job_id, JobStatus.TRAINING)
+    with accounts.uow(write=True) as w:
+        row = w.session.get(JobRow, job_id)
+        assert row is not None
+        row.stop_requested = True
+    done = wait_for(accounts, job_id, JobStatus.STOPPED, JobStatus.FAILED, JobStatus.COMPLETED)
+    assert done.status == JobStatus.STOPPED, done.failure_reason
+    assert "Stopping" in [status for status, _ in transitions(accounts, job_id)]
+
+
+@dataclass
+class OffsetClock:
+    """The wall clock moved by ``offset``: a controller that sees every lease expired."""
+
+    offset: timedelta
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@dataclass
+class LaterContext:
+    uow: UnitOfWorkFactory
+    artifacts: ArtifactStore
+
+
+def test_a_new_runner_recovers_a_running_attempt_without_running_it_again(
+    accounts: Context, make_runner: Callable[..., JobRunner], tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran.txt"
+    hps = {"sleep": 2, "marker": str(marker)}
+    job_id = submit(accounts, {"train.py": TRAIN_SCRIPT}, hyperparameters=hps)
+    first = make_runner(lease=1)
+    assert first.run_once()
+    wait_for(accounts, job_id, JobStatus.TRAINING)
+    # The first controller is abandoned, not closed. Its worker still heartbeats, so the
+    # second one sees the lease expired by living later; its take-over bumps the fence,
+    # which stops the first worker's writes as a real controller death would.
+    later = LaterContext(
+        UnitOfWorkFactory(accounts.engine, OffsetClock(timedelta(minutes=10))), accounts.artifacts
+    )
+    second = make_runner(lease=1, context=later)
+    assert second.recover() == 1
+    done = wait_for(accounts, job_id, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED)
+    assert done.status == JobStatus.COMPLETED, done.failure_reason
+    assert done.attempt == 1
+    assert marker.read_text() == "ran\n", "the script must have run exactly once"
+    assert done.model_artifact_uri is not None
+    assert read_member(accounts, done.model_artifact_uri, "model.txt") == "epochs=1 rows=3\n"
+    statuses = transitions(accounts, job_id)
+    assert [s for s, _ in statuses].count("Completed") == 1
+    assert [s for s, _ in statuses].count("Starting") == 1
+    assert any(m and "taken over by ctl-2" in m for _, m in statuses)
+
+
+@pytest.mark.parametrize(("max_attempts", "status"), [(2, "Pending"), (1, "Failed")])
+def test_an_attempt_that_died_before_it_started_is_retried_or_failed_as_the_platforms(
+    accounts: Context, make_runner: Callable[..., JobRunner], max_attempts: int, status: str
+) -> None:
+    job_id = submit(accounts, {"train.py": TRAIN_SCRIPT})
+    with accounts.uow(write=True) as w:
+        row = w.session.get(JobRow, job_id)
+        assert row is not None
+        row.max_attempts = max_attempts
+    with accounts.uow(write=True) as w:  # a controller claims it, then dies at once
+        claim = queue.claim_next(w, owner="gone", lease=timedelta(seconds=1), capacity=Capacity())
+        assert claim is not None
+    later = LaterContext(
+        UnitOfWorkFactory(accounts.engine, OffsetClock(timedelta(minutes=10))), accounts.artifacts
+    )
+    assert make_runner(context=later).recover() == 1
+    done = wait_for(accounts, job_id, JobStatus.PENDING, JobStatus.FAILED)
+    assert done.status == status and done.attempt == 1
+    if status == "Failed":
+        assert done.failure_kind == "platform"
+        assert (
+            done.failure_reason is not None and "before the attempt started" in done.failure_reason
+        )
+    else:
+        assert done.handle is None and done.failure_reason is None
