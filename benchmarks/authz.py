@@ -487,10 +487,13 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 @contextmanager
-def live_server(home: Path, database_url: str | None) -> Iterator[tuple[str, str]]:
+def live_server(
+    home: Path, database_url: str | None, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, str]]:
     """``python -m ketch server`` on a free loopback port; yields (url, admin token).
 
-    The server runs in its own session and only it is stopped, by its pid.
+    The server runs in its own session and only it is stopped, by its pid. ``extra_env``
+    adds settings (``KETCH_JOBS__PER_ACCOUNT``, ...).
     """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KETCH_")}
@@ -498,6 +501,7 @@ def live_server(home: Path, database_url: str | None) -> Iterator[tuple[str, str
     env["KETCH_LOG_LEVEL"] = "WARNING"
     if database_url:
         env["KETCH_DATABASE_URL"] = database_url
+    env.update(extra_env or {})
     home.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
     with (home / "server.log").open("ab") as log:
