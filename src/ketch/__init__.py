@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         Throttled,
         Unauthenticated,
     )
-    from ketch.sdk import artifacts
+    from ketch.sdk import artifacts, jobs
     from ketch.sdk.client import Client
 
 try:
@@ -50,7 +50,7 @@ _ERRORS = (
     "Unauthenticated",
 )
 _LAZY = {"Client": "ketch.sdk.client", **{name: "ketch.core.errors" for name in _ERRORS}}
-_LAZY_MODULES = {"artifacts": "ketch.sdk.artifacts"}
+_LAZY_MODULES = {"artifacts": "ketch.sdk.artifacts", "jobs": "ketch.sdk.jobs"}
 """Names that are whole modules (``ketch.artifacts.upload(...)``), not one of their attributes."""
 
 __all__ = [
@@ -68,6 +68,7 @@ __all__ = [
     "Unauthenticated",
     "__version__",
     "artifacts",
+    "jobs",
 ]
 
 

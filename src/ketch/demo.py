@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ketch.core.errors import KetchError
-from ketch.sdk import Client
+from ketch.sdk import Client, jobs
 
 console = Console()
 
@@ -138,6 +138,7 @@ def run_demo(client: Client) -> None:
 
     _identity_and_access(client)
     _artifacts(client)
+    _training_job(client)
     _summary(client)
 
 
@@ -240,6 +241,54 @@ def _artifacts(client: Client) -> None:
                 client.artifacts.upload(data / "test.csv", bad)
             except KetchError as exc:
                 console.print(f"   {bad}: {exc.code.value}: {exc.message}")
+
+
+TRAIN_SCRIPT = """\
+# An unmodified SageMaker script-mode training script.
+import argparse, csv, os
+import joblib
+from sklearn.linear_model import LogisticRegression
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--regularization", type=float, default=1.0)
+parser.add_argument("--max-iter", type=int, default=100)
+args = parser.parse_args()
+
+with open(os.path.join(os.environ["SM_CHANNEL_TRAIN"], "train.csv")) as rows:
+    data = list(csv.DictReader(rows))
+features = [[float(r["tenure_months"]), float(r["monthly_spend"])] for r in data]
+labels = [int(r["churned"]) for r in data]
+model = LogisticRegression(C=args.regularization, max_iter=args.max_iter).fit(features, labels)
+print(f"training accuracy: {model.score(features, labels):.3f}")
+joblib.dump(model, os.path.join(os.environ["SM_MODEL_DIR"], "model.joblib"))
+"""
+
+
+def _training_job(client: Client) -> None:
+    console.print(
+        "\n[bold]10. A training job[/bold] (a SageMaker script, unchanged, on the local executor)"
+    )
+    with tempfile.TemporaryDirectory(prefix="ketch-demo-code-") as code:
+        (Path(code) / "train.py").write_text(TRAIN_SCRIPT)
+        job = jobs.train(
+            entry_point="train.py",
+            source_dir=code,
+            inputs={"train": "ketch://fraud-dev/datasets/churn/train.csv"},
+            hyperparameters={"regularization": 0.5, "max-iter": 200},
+            instance_type="cpu.small",
+            name="churn-logreg-1",
+            client=client,
+            quiet=True,
+            timeout=300,
+        )
+    path = " -> ".join(t.status.value for t in job.transitions)
+    console.print(f"   {job.krn}: {path}")
+    if job.status.value != "Completed":
+        raise RuntimeError(
+            f"the demo's training job ended {job.status.value}: {job.failure_reason}"
+        )
+    console.print(f"   model: {job.model_artifact_uri}")
+    console.print(f"   billable seconds: {job.billable_seconds:.2f}")
 
 
 def _summary(client: Client) -> None:

@@ -23,3 +23,7 @@ def test_the_demo_runs_end_to_end(live_server: LiveServer) -> None:
         }
         stored = {a.key for a in admin.artifacts.iter_all("ketch://fraud-dev/datasets/")}
         assert stored == {"datasets/churn/train.csv", "datasets/churn/test.csv"}
+        job = admin.training_jobs.get("fraud-dev", "churn-logreg-1")
+        assert job.status.value == "Completed"
+        assert job.model_artifact_uri is not None
+        assert admin.artifacts.describe(job.model_artifact_uri).size > 0

@@ -13,6 +13,7 @@ from ketch.cli.commands import (
     groups,
     guardrails,
     iam,
+    jobs,
     network_policy,
     ous,
     permission_sets,
@@ -44,6 +45,7 @@ app.add_typer(guardrails.app, name="guardrails")
 app.add_typer(network_policy.app, name="network-policy")
 app.add_typer(iam.app, name="iam")
 app.add_typer(artifacts.app, name="artifacts")
+app.add_typer(jobs.app, name="jobs")
 
 
 def main() -> None:

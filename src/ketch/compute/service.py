@@ -174,6 +174,7 @@ def job_of(uow: UnitOfWork, row: JobRow) -> Job:
         failure_kind=FailureKind(row.failure_kind) if row.failure_kind else None,
         attempt=row.attempt,
         spec=spec_model.model_validate(spec_data),
+        outputs=dict(spec_data.get("outputs", {})),
         transitions=[
             StatusTransition(status=JobStatus(t.status), at=t.at, message=t.message)
             for t in transitions

@@ -208,6 +208,8 @@ class Job(ReadModel):
     attempt: int = 0
     spec: JobSpec
     """Environment values are shown as ``(hidden)``: they may be secrets."""
+    outputs: dict[str, str] = Field(default_factory=dict)
+    """A processing job's output folders (name -> URI); empty for training jobs."""
     transitions: list[StatusTransition] = Field(default_factory=list)
     created_at: datetime
     started_at: datetime | None = None

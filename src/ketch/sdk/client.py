@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from ketch.core.errors import BackendUnavailable, InternalError, KetchError, error_from_code
 from ketch.schemas.iam import LoginRequest, TokenIssued, Whoami
+from ketch.schemas.jobs import JobKind
 from ketch.schemas.org import Organization
 from ketch.schemas.sso import SsoExchangeRequest
 from ketch.sdk import credentials
@@ -33,6 +34,7 @@ from ketch.sdk.resources.access import (
 from ketch.sdk.resources.artifacts import Artifacts
 from ketch.sdk.resources.audit import Audit
 from ketch.sdk.resources.identity import Groups, Tokens, Users
+from ketch.sdk.resources.jobs import Jobs
 from ketch.sdk.resources.org import Accounts, OrganizationalUnits
 
 logger = logging.getLogger(__name__)
@@ -86,6 +88,8 @@ class Client:
         self.network_policy = NetworkPolicyResource(self)
         self.iam = Iam(self)
         self.artifacts = Artifacts(self)
+        self.training_jobs = Jobs(self, JobKind.TRAINING)
+        self.processing_jobs = Jobs(self, JobKind.PROCESSING)
 
     # -- plumbing -----------------------------------------------------------------
 

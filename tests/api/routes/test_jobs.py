@@ -144,3 +144,14 @@ def test_a_queued_job_stops_at_once_and_only_once(
     assert stopped.json()["status"] == "Stopped"
     assert_envelope(http.post(f"{JOBS}/churn-1/stop", headers=auth_headers), 409, "Conflict")
     assert_envelope(http.get(f"{JOBS}/nope", headers=auth_headers), 404, "NotFound")
+
+
+def test_a_processing_job_keeps_its_outputs(
+    http: TestClient, auth_headers: Headers, account: str
+) -> None:
+    processing = f"{API}/accounts/fraud-dev/processing-jobs"
+    body = spec(outputs={"features": "ketch://fraud-dev/features/"})
+    assert http.post(processing, json=body, headers=auth_headers).status_code == 201
+    described = http.get(f"{processing}/churn-1", headers=auth_headers).json()
+    assert described["outputs"] == {"features": "ketch://fraud-dev/features/"}
+    assert described["kind"] == "processing"

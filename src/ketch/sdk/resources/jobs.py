@@ -1,0 +1,198 @@
+"""``client.training_jobs`` and ``client.processing_jobs``: submit, describe, list, stop, wait.
+
+One class serves both kinds; only the path (``training-jobs`` / ``processing-jobs``) and
+the body schema differ. :meth:`Jobs.wait` polls describe with an interval that starts
+short (a job stopped while queued answers at once) and grows to about a second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ketch.core.errors import ErrorCode, KetchError
+from ketch.schemas.common import Page
+from ketch.schemas.jobs import (
+    Job,
+    JobKind,
+    JobStatus,
+    ProcessingJobCreate,
+    TrainingJobCreate,
+)
+from ketch.sdk._pagination import iterate
+from ketch.sdk._wire import build, choice, segment
+
+if TYPE_CHECKING:
+    from ketch.sdk.client import Client
+
+PREFIX = "/api/v1"
+FINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED})
+"""States a job never leaves."""
+FIRST_POLL = 0.1
+"""Seconds before the first re-read; each later pause is 1.5 times longer, up to ``poll``."""
+
+JobCreate = TrainingJobCreate | ProcessingJobCreate
+OnChange = Callable[[Job], None]
+"""``on_change(job)``, called by :meth:`Jobs.wait` with the first state seen and each change
+of status or secondary status."""
+
+
+class JobWaitTimeout(KetchError, TimeoutError):
+    """:meth:`Jobs.wait` gave up before the job ended; the job itself goes on.
+
+    Both a :class:`KetchError` (the CLI reports it like any other) and a
+    :class:`TimeoutError`. ``job`` is the last state seen.
+    """
+
+    default_code = ErrorCode.SERVICE_UNAVAILABLE
+
+    def __init__(self, message: str, *, job: Job) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class Jobs:
+    """Jobs of one kind in an account, addressed by name."""
+
+    def __init__(self, client: Client, kind: JobKind) -> None:
+        self._client = client
+        self.kind = kind
+        self._path = f"{kind.value}-jobs"
+        self._model: type[JobCreate] = (
+            TrainingJobCreate if kind is JobKind.TRAINING else ProcessingJobCreate
+        )
+
+    def _base(self, account: str) -> str:
+        return f"{PREFIX}/accounts/{segment(account, field='account')}/{self._path}"
+
+    def _one(self, account: str, name: str) -> str:
+        return f"{self._base(account)}/{segment(name, field='name')}"
+
+    def create(self, account: str, spec: JobCreate | Mapping[str, Any]) -> Job:
+        """Submit a job; it starts ``Pending``. A spec with a ``client_token`` is safe to
+        resend, so its request is retried on connection errors."""
+        body = self.spec(spec)
+        response = self._client.request(
+            "POST",
+            self._base(account),
+            json=body.model_dump(mode="json", exclude_none=True),
+            retry=body.client_token is not None,
+        )
+        return Job.model_validate(response.json())
+
+    def spec(self, spec: JobCreate | Mapping[str, Any]) -> JobCreate:
+        """``spec`` checked as this kind's body; :class:`InvalidInput` names the field."""
+        if isinstance(spec, Mapping):
+            return build(self._model, **spec)
+        if isinstance(spec, self._model):
+            return spec
+        raise TypeError(
+            f"{self.kind.value} jobs take a {self._model.__name__} or a dict, "
+            f"not a {type(spec).__name__}"
+        )
+
+    def get(self, account: str, name: str) -> Job:
+        return Job.model_validate(self._client.request("GET", self._one(account, name)).json())
+
+    def list(
+        self,
+        account: str,
+        *,
+        status: JobStatus | str | None = None,
+        name_prefix: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        tag: tuple[str, str] | str | None = None,
+        max_results: int | None = None,
+        next_token: str | None = None,
+    ) -> Page[Job]:
+        """One page of jobs, newest first as the server orders them.
+
+        ``tag`` is ``("key", "value")`` or ``"key=value"``.
+        """
+        params = {
+            "status": choice(JobStatus, status, field="status").value if status else None,
+            "name_prefix": name_prefix,
+            "created_after": created_after.isoformat() if created_after else None,
+            "created_before": created_before.isoformat() if created_before else None,
+            "tag": "=".join(tag) if isinstance(tag, tuple) else tag,
+            "max_results": max_results,
+            "next_token": next_token,
+        }
+        response = self._client.request("GET", self._base(account), params=params)
+        return Page[Job].model_validate(response.json())
+
+    def iter_all(
+        self,
+        account: str,
+        *,
+        status: JobStatus | str | None = None,
+        name_prefix: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        tag: tuple[str, str] | str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[Job]:
+        """Every matching job, fetching ``page_size`` per request."""
+        return iterate(
+            lambda token: self.list(
+                account,
+                status=status,
+                name_prefix=name_prefix,
+                created_after=created_after,
+                created_before=created_before,
+                tag=tag,
+                max_results=page_size,
+                next_token=token,
+            )
+        )
+
+    def stop(self, account: str, name: str) -> Job:
+        """Ask the job to stop: a queued job is ``Stopped`` at once, a running one moves
+        to ``Stopping`` and its runner ends it. A job that already ended is a Conflict."""
+        response = self._client.request("POST", f"{self._one(account, name)}/stop")
+        return Job.model_validate(response.json())
+
+    def wait(
+        self,
+        account: str,
+        name: str,
+        *,
+        timeout: float | None = None,
+        poll: float = 1.0,
+        on_change: OnChange | None = None,
+    ) -> Job:
+        """Re-read the job until it is Completed, Failed or Stopped; return that state.
+
+        A failed job is returned, not raised: check ``job.status``. After ``timeout``
+        seconds (``None``: no limit) raise :class:`JobWaitTimeout`, leaving the job
+        running. ``poll`` is the longest pause between two reads.
+        """
+        if poll <= 0:
+            raise ValueError("poll must be a positive number of seconds")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = min(FIRST_POLL, poll)
+        seen: tuple[JobStatus, str | None] | None = None
+        while True:
+            job = self.get(account, name)
+            state = (job.status, job.secondary_status)
+            if state != seen and on_change is not None:
+                on_change(job)
+            seen = state
+            if job.status in FINAL:
+                return job
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise JobWaitTimeout(
+                        f"{self.kind.value} job '{name}' in {account} is still "
+                        f"{job.status.value} after {timeout:g} s; it goes on running "
+                        "(wait again, or stop it)",
+                        job=job,
+                    )
+                time.sleep(min(pause, left))
+            else:
+                time.sleep(pause)
+            pause = min(pause * 1.5, poll)
