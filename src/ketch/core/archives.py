@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import stat
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -98,25 +99,44 @@ def extract_archive(
     return summary
 
 
-def pack_folder(folder: Path, destination: Path) -> None:
+def pack_folder(
+    folder: Path,
+    destination: Path,
+    *,
+    leave_out: frozenset[str] = frozenset(),
+    skip_links: bool = False,
+    folder_entries: bool = True,
+) -> Path:
     """``folder``'s content as a gzip tar at ``destination`` (members relative to the
-    folder, as SageMaker's ``model.tar.gz``); links inside the folder are refused."""
+    folder, as SageMaker's ``model.tar.gz``), written whole or not at all.
+
+    Links and special files are refused (:class:`UnsafeArchive`), or with
+    ``skip_links`` left out; folders named in ``leave_out`` are left out with their
+    content; ``folder_entries=False`` stores files only. Modes are 0644, or 0755 for
+    folders and executable files.
+    """
     destination.parent.mkdir(parents=True, exist_ok=True)
     staged = destination.with_name(f".{destination.name}.partial")
     try:
+        # No file name and no time in the gzip header: the bytes depend on content only.
         with (
-            gzip.GzipFile(staged, mode="wb", mtime=0) as compressed,
+            staged.open("wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed,
             tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
         ):
-            for path in _sorted_tree(folder):
+            for path in _sorted_tree(folder, leave_out):
                 relative = path.relative_to(folder).as_posix()
                 info = archive.gettarinfo(str(path), arcname=relative)
                 if not (info.isfile() or info.isdir()):
+                    if skip_links:
+                        continue
                     raise UnsafeArchive(f"{relative} in {folder.name}/ is not a file or folder")
+                if info.isdir() and not folder_entries:
+                    continue
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
                 info.mtime = 0
-                info.mode = 0o755 if info.isdir() else 0o644
+                info.mode = 0o755 if info.isdir() or info.mode & stat.S_IXUSR else 0o644
                 if info.isfile():
                     with path.open("rb") as handle:
                         archive.addfile(info, handle)
@@ -125,13 +145,14 @@ def pack_folder(folder: Path, destination: Path) -> None:
         os.replace(staged, destination)
     finally:
         staged.unlink(missing_ok=True)
+    return destination
 
 
-def _sorted_tree(folder: Path) -> list[Path]:
+def _sorted_tree(folder: Path, leave_out: frozenset[str]) -> list[Path]:
     found: list[Path] = []
     for root, dirs, files in os.walk(folder, followlinks=False):
         base = Path(root)
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if d not in leave_out)
         found += [base / d for d in dirs]
         found += [base / f for f in sorted(files)]
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())

@@ -25,20 +25,18 @@ closed) for the call unless ``client=`` is passed.
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import secrets
-import stat
 import sys
-import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ketch.core.archives import pack_folder
 from ketch.core.artifact_uri import parse_uri
 from ketch.core.errors import InvalidInput
 from ketch.schemas.jobs import Job
@@ -76,36 +74,9 @@ def pack_source_dir(
     if not root.is_dir():
         raise InvalidInput(f"source_dir {str(root)!r} is not a directory")
     _check_entry_point(root, entry_point)
-    out = Path(target)
-    with (
-        out.open("wb") as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
-        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
-    ):
-        for path, relative in _files(root):
-            info = tarfile.TarInfo(relative)
-            mode = path.lstat().st_mode
-            info.size = path.stat().st_size
-            info.mode = 0o755 if mode & stat.S_IXUSR else 0o644
-            info.mtime = 0
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            with path.open("rb") as data:
-                tar.addfile(info, data)
-    return out
-
-
-def _files(root: Path) -> Iterator[tuple[Path, str]]:
-    """``(path, posix relative name)`` of every regular file below ``root``, sorted."""
-    found: list[tuple[str, Path]] = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS]
-        for file in files:
-            path = Path(folder) / file
-            if stat.S_ISREG(path.lstat().st_mode):  # lstat: a link is never followed
-                found.append((path.relative_to(root).as_posix(), path))
-    for relative, path in sorted(found):
-        yield path, relative
+    return pack_folder(
+        root, Path(target), leave_out=SKIPPED_DIRS, skip_links=True, folder_entries=False
+    )
 
 
 def _check_entry_point(root: Path, entry_point: str) -> None:
