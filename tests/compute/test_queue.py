@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ketch import org
+from ketch import compute, org
 from ketch.compute import queue
 from ketch.compute.queue import Capacity, Claim
 from ketch.compute.tables import JobRow, JobTransitionRow
 from ketch.core.ids import new_id
-from ketch.schemas.jobs import JobStatus
+from ketch.schemas.jobs import JobKind, JobStatus, TrainingJobCreate
 from ketch.schemas.org import AccountCreate, Stage
 from ketch.store.session import UnitOfWorkFactory
 from support.audit import ManualClock
@@ -35,29 +35,22 @@ def jobs(uow: UnitOfWorkFactory, clock: ManualClock) -> UnitOfWorkFactory:
     return uow
 
 
-def submit(uow: UnitOfWorkFactory, account: str, count: int = 1, **fields: object) -> list[str]:
+def submit(
+    uow: UnitOfWorkFactory, account: str, count: int = 1, instance_type: str = "cpu.small"
+) -> list[str]:
+    """``count`` jobs queued through the job service, one microsecond apart."""
     ids = []
     with uow(write=True) as w:
         for _ in range(count):
-            now = w.clock.now()
-            job = JobRow(
-                id=new_id(),
-                account_id=account,
-                kind="training",
-                name=f"job-{new_id()[:12]}",
-                spec={},
-                instance_type=str(fields.get("instance_type", "cpu.small")),
-                created_by="tester",
-                created_at=now,
-                status=JobStatus.PENDING.value,
-                stop_requested=False,
-                attempt=0,
-                max_attempts=1,
-                queued_at=now,
-                next_attempt_at=now,
-                fence=0,
+            spec = TrainingJobCreate.model_validate(
+                {
+                    "name": f"job-{new_id()[:12]}",
+                    "code": {"source_uri": f"ketch://{account}/code.tar.gz", "entry_point": "t.py"},
+                    "output_uri": f"ketch://{account}/out/",
+                    "instance_type": instance_type,
+                }
             )
-            w.session.add(job)
+            job = compute.submit_job(w, account, JobKind.TRAINING, spec, created_by="tester")
             ids.append(job.id)
             w.clock.advance(microseconds=1)  # type: ignore[attr-defined]
     return ids
@@ -141,7 +134,7 @@ def test_a_stale_fence_cannot_write_after_a_take_over(
         history = [
             t.status for t in r.session.query(JobTransitionRow).order_by(JobTransitionRow.seq)
         ]
-        assert history == ["Starting", "Training", "Training", "Completed"]
+        assert history == ["Pending", "Starting", "Training", "Training", "Completed"]
 
 
 def test_a_requeued_job_waits_for_its_back_off(jobs: UnitOfWorkFactory, clock: ManualClock) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from ketch import org
+from ketch import compute, org
 from ketch.artifact_store import ArtifactStore, open_artifact, put_artifact
 from ketch.compute import queue
 from ketch.compute.executors.local import LocalExecutor
@@ -27,7 +27,7 @@ from ketch.compute.runner import JobRunner, RunnerContext
 from ketch.compute.tables import JobRow, JobTransitionRow
 from ketch.core.artifact_uri import parse_uri
 from ketch.core.ids import new_id
-from ketch.schemas.jobs import JobStatus, TrainingJobCreate
+from ketch.schemas.jobs import JobKind, JobStatus, TrainingJobCreate
 from ketch.schemas.org import AccountCreate, Stage
 from ketch.server.bootstrap import BootstrapResult
 from ketch.server.context import Context
@@ -125,30 +125,23 @@ def submit(context: Context, files: dict[str, str], **spec: Any) -> str:
         "output_uri": f"ketch://{ACCOUNT}/models/",
         "max_runtime_seconds": 60,
     } | spec
-    created = TrainingJobCreate.model_validate(fields)
     with context.uow(write=True) as w:
-        now = w.clock.now()
-        row = JobRow(
-            id=new_id(),
-            account_id=ACCOUNT,
-            kind="training",
-            name=name,
-            spec=created.model_dump(mode="json"),
-            instance_type=created.instance_type,
+        submitted = compute.submit_job(
+            w,
+            ACCOUNT,
+            JobKind.TRAINING,
+            TrainingJobCreate.model_validate(fields),
             created_by="tester",
-            created_at=now,
-            status=JobStatus.PENDING.value,
-            stop_requested=False,
-            attempt=0,
-            max_attempts=1,
-            queued_at=now,
-            next_attempt_at=now,
-            fence=0,
         )
-        w.session.add(row)
-        w.session.flush()
-        queue.record_transition(w, row.id, JobStatus.PENDING, now, "submitted")
-        return row.id
+    return submitted.id
+
+
+def point_input_elsewhere(context: Context, job_id: str, uri: str) -> None:
+    """Change a queued job's input behind the API's back (which refuses such URIs)."""
+    with context.uow(write=True) as w:
+        row = w.session.get(JobRow, job_id)
+        assert row is not None
+        row.spec = {**row.spec, "inputs": {"train": uri}}
 
 
 def job(context: Context, job_id: str) -> JobRow:
@@ -228,10 +221,8 @@ def test_a_failure_file_and_a_non_zero_exit_fail_the_job_as_the_users(
 def test_an_input_in_another_account_is_refused_before_anything_is_downloaded(
     accounts: Context, make_runner: Callable[..., JobRunner], tmp_path: Path
 ) -> None:
-    # Straight into the row: the API would have refused this URI at submission.
-    job_id = submit(
-        accounts, {"train.py": TRAIN_SCRIPT}, inputs={"train": f"ketch://{OTHER}/data/train/"}
-    )
+    job_id = submit(accounts, {"train.py": TRAIN_SCRIPT})
+    point_input_elsewhere(accounts, job_id, f"ketch://{OTHER}/data/train/")
     done = run(make_runner(), accounts, job_id)
     assert done.status == JobStatus.FAILED and done.failure_kind == "user"
     assert done.failure_reason is not None
