@@ -156,3 +156,36 @@ def test_stop_requested_jobs_are_not_claimed(jobs: UnitOfWorkFactory) -> None:
         assert row is not None
         row.stop_requested = True
     assert claim(jobs, Capacity()) is None
+
+
+def test_a_stop_that_loses_the_race_to_a_claim_only_asks_the_holder(
+    jobs: UnitOfWorkFactory,
+) -> None:
+    (job_id,) = submit(jobs, "team-a")
+    held = claim(jobs, Capacity())
+    assert held is not None
+    with jobs(write=True) as w:
+        row = w.session.get(JobRow, job_id)
+        assert row is not None
+        stopped = compute.stop_job(w, "team-a", JobKind.TRAINING, row.name)
+    # The claim won: the job is not marked Stopped under its holder's feet.
+    assert stopped.status is JobStatus.STARTING
+    with jobs() as r:
+        row = r.session.get(JobRow, job_id)
+        assert row is not None and row.stop_requested
+    with jobs(write=True) as w:
+        assert queue.advance(w, held, JobStatus.STOPPED, message="stopped on request")
+        # An ended job takes no more writes, even from the claim that ended it.
+        assert not queue.advance(w, held, JobStatus.TRAINING)
+        assert not queue.request_stop(w, job_id)
+
+
+def test_a_stopped_queued_job_cannot_then_be_claimed(jobs: UnitOfWorkFactory) -> None:
+    (job_id,) = submit(jobs, "team-a")
+    with jobs(write=True) as w:
+        assert queue.stop_waiting(w, job_id)
+        assert not queue.stop_waiting(w, job_id)
+    assert claim(jobs, Capacity()) is None
+    with jobs() as r:
+        row = r.session.get(JobRow, job_id)
+        assert row is not None and row.status == "Stopped" and row.ended_at is not None

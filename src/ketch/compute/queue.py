@@ -244,5 +244,43 @@ def take_over(
     return Claim(job.id, job.account_id, job.attempt, job.fence)
 
 
+def stop_waiting(uow: UnitOfWork, job_id: str) -> bool:
+    """Stop a job that is still queued, as one compare-and-set with :func:`claim_next`:
+    ``False`` if a controller claimed it first (or it ended). The fence moves, so a claim
+    that raced this stop can write nothing afterwards."""
+    now = uow.clock.now()
+    stopped = uow.session.execute(
+        update(JobRow)
+        .where((JobRow.id == job_id) & (JobRow.status == JobStatus.PENDING.value))
+        .values(
+            status=JobStatus.STOPPED.value,
+            stop_requested=True,
+            ended_at=now,
+            fence=JobRow.fence + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if stopped.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    record_transition(uow, job_id, JobStatus.STOPPED, now, "stopped before it started")
+    return True
+
+
+def request_stop(uow: UnitOfWork, job_id: str) -> bool:
+    """Ask the holder of a running job to stop it; ``False`` if the job already ended."""
+    asked = uow.session.execute(
+        update(JobRow)
+        .where((JobRow.id == job_id) & JobRow.status.notin_([s.value for s in FINAL]))
+        .values(stop_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(asked.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def _held(claim: Claim):  # type: ignore[no-untyped-def]
-    return (JobRow.id == claim.job_id) & (JobRow.fence == claim.fence)
+    """The job row, while ``claim`` holds it: same fence, not yet ended."""
+    return (
+        (JobRow.id == claim.job_id)
+        & (JobRow.fence == claim.fence)
+        & JobRow.status.notin_([s.value for s in FINAL])
+    )

@@ -135,16 +135,10 @@ def list_jobs(
 def stop_job(uow: UnitOfWork, account: str, kind: JobKind, name: str) -> Job:
     """A queued job stops at once; a running one is stopped by its runner."""
     row = _row(uow, account, kind, name)
-    status = JobStatus(row.status)
-    if status in queue.FINAL:
-        raise Conflict(f"{kind.value} job '{name}' already ended ({status.value})")
-    now = uow.clock.now()
-    row.stop_requested = True
-    if status is JobStatus.PENDING:
-        row.status = JobStatus.STOPPED.value
-        row.ended_at = now
-        queue.record_transition(uow, row.id, JobStatus.STOPPED, now, "stopped before it started")
-    uow.session.flush()
+    stopped = queue.stop_waiting(uow, row.id) or queue.request_stop(uow, row.id)
+    uow.session.refresh(row)
+    if not stopped:
+        raise Conflict(f"{kind.value} job '{name}' already ended ({row.status})")
     return job_of(uow, row)
 
 
