@@ -88,3 +88,23 @@ def test_module_function_entry_points_and_processing_outputs() -> None:
     )
     assert job.code.entry_point == "prep.main:run"
     assert job.outputs == {"features": "ketch://fraud-dev/features/"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"hyperparameters": {"a:b": 1}}, "hyperparameters"),
+        ({"hyperparameters": {"lr": 1, "LR": 2}}, "hyperparameters"),
+        ({"inputs": {"train": "ketch://fraud-dev/a/", "TRAIN": "ketch://fraud-dev/b/"}}, "inputs"),
+        ({"environment": {"PYTHONPATH": "/tmp"}}, "environment"),
+        ({"environment": {"NOTE": "x" * 2049}}, "environment"),
+    ],
+)
+def test_what_the_job_contract_would_refuse_is_refused_at_submission(
+    changes: dict[str, Any], field: str
+) -> None:
+    """One set of job rules (``ketch.core.job_rules``): a job the API accepts never fails
+    at start for a name or a value the contract cannot use."""
+    with pytest.raises(ValidationError) as caught:
+        TrainingJobCreate.model_validate(spec(**changes))
+    assert field in {str(error["loc"][0]) for error in caught.value.errors()}

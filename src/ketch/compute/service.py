@@ -1,10 +1,10 @@
 """The job service: submit, describe, list and stop processing and training jobs.
 
-Submission checks what the schema cannot: the account takes new work, every URI the job
-reads or writes is in the job's own account (another account's data only through an
-explicit share, which a later issue brings; until then never), and the environment
-does not override the job contract. The runner checks the URIs again when the job
-starts. Environment values are never shown again: they may be secrets.
+Submission checks what the schema cannot: the account takes new work, and every URI the
+job reads or writes is in the job's own account (another account's data only through an
+explicit share, which a later issue brings; until then never). The schema already holds
+the job rules the contract applies (``ketch.core.job_rules``). The runner checks the URIs
+again when the job starts. Environment values are never shown again: they may be secrets.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from ketch import org
 from ketch.compute import queue
-from ketch.compute.contract import validate_user_environment
 from ketch.compute.tables import JobRow, JobTransitionRow
 from ketch.core.artifact_uri import parse_uri
 from ketch.core.errors import Conflict, Forbidden, NotFound
@@ -49,7 +48,6 @@ def submit_job(
                 f"{where} {uri} is in another account; a job reads and writes only its "
                 f"own account's artifacts ({account})"
             )
-    validate_user_environment(spec.environment)
     now = uow.clock.now()
     row = JobRow(
         id=new_id(),

@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 from ketch.core.errors import InvalidInput
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
@@ -27,14 +28,14 @@ ClientToken = Annotated[
 ]
 
 
-def checked_by(rule: Callable[[str], str]) -> Callable[[str], str]:
+def checked_by(rule: Callable[[V], V]) -> Callable[[V], V]:
     """Adapt a ``core`` validation rule (raising InvalidInput) to a pydantic validator.
 
     The rule's message becomes the validation message verbatim (a plain ``ValueError``
     would get pydantic's "Value error, " prefix).
     """
 
-    def validator(value: str) -> str:
+    def validator(value: V) -> V:
         try:
             return rule(value)
         except InvalidInput as exc:

@@ -20,12 +20,17 @@ from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt, 
 from ketch.core.artifact_uri import parse_uri
 from ketch.core.errors import InvalidInput
 from ketch.core.instances import instance_type
+from ketch.core.job_rules import (
+    HyperparameterValue,
+    check_names,
+    validate_hyperparameters,
+    validate_user_environment,
+)
 from ketch.core.krn import NAME_PATTERN, NAME_RULE, validate_name
 from ketch.schemas.common import ClientToken, ReadModel, WireModel, checked_by
 from ketch.schemas.org import Tags
 
 MAX_RUNTIME_SECONDS = 28 * 24 * 3600
-RESERVED_ENV_PREFIXES = ("SM_", "KETCH_")
 
 
 def _object_uri(value: str) -> str:
@@ -64,11 +69,16 @@ def _entry_point(value: str) -> str:
     return value
 
 
-def _environment_name(value: str) -> str:
-    if value.upper().startswith(RESERVED_ENV_PREFIXES):
-        raise InvalidInput(
-            f"environment variable {value!r} is reserved: SM_* and KETCH_* describe the job"
-        )
+def _hyperparameters(value: dict[str, HyperparameterValue]) -> dict[str, HyperparameterValue]:
+    return validate_hyperparameters(value)
+
+
+def _environment(value: dict[str, str]) -> dict[str, str]:
+    return validate_user_environment(value)
+
+
+def _channels(value: dict[str, str]) -> dict[str, str]:
+    check_names("channel", tuple(value))
     return value
 
 
@@ -87,18 +97,15 @@ PrefixUri = Annotated[
     Field(max_length=1100, description="ketch://<account>/<prefix>/"),
     AfterValidator(checked_by(_prefix_uri)),
 ]
-ChannelName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
-HyperparameterName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:/=+-]{1,256}$")]
-HyperparameterValue = (
-    StrictBool
-    | StrictInt
-    | Annotated[StrictFloat, AfterValidator(checked_by(_finite))]
-    | Annotated[StrictStr, Field(max_length=2500)]
+PlainValue = (
+    StrictBool | StrictInt | Annotated[StrictFloat, AfterValidator(checked_by(_finite))] | StrictStr
 )
-EnvironmentName = Annotated[
-    str,
-    Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,255}$"),
-    AfterValidator(checked_by(_environment_name)),
+"""A hyperparameter value as JSON gives it; names, lengths and counts are the job rules'."""
+Channels = Annotated[
+    dict[str, ObjectUri | PrefixUri], Field(max_length=20), AfterValidator(checked_by(_channels))
+]
+OutputChannels = Annotated[
+    dict[str, PrefixUri], Field(max_length=20), AfterValidator(checked_by(_channels))
 ]
 InstanceTypeName = Annotated[
     str, Field(max_length=40), AfterValidator(checked_by(_known_instance_type))
@@ -163,13 +170,13 @@ class JobSpec(WireModel):
 
     name: JobName
     code: CodeSpec
-    inputs: dict[ChannelName, ObjectUri | PrefixUri] = Field(default_factory=dict, max_length=20)
+    inputs: Channels = Field(default_factory=dict)
     output_uri: PrefixUri
-    hyperparameters: dict[HyperparameterName, HyperparameterValue] = Field(
-        default_factory=dict, max_length=100
-    )
-    environment: dict[EnvironmentName, Annotated[str, Field(max_length=4096)]] = Field(
-        default_factory=dict, max_length=100
+    hyperparameters: Annotated[
+        dict[str, PlainValue], AfterValidator(checked_by(_hyperparameters))
+    ] = Field(default_factory=dict)
+    environment: Annotated[dict[str, str], AfterValidator(checked_by(_environment))] = Field(
+        default_factory=dict
     )
     instance_type: InstanceTypeName = "cpu.small"
     instance_count: int = Field(1, ge=1, le=16)
@@ -186,7 +193,7 @@ class TrainingJobCreate(JobSpec):
 
 
 class ProcessingJobCreate(JobSpec):
-    outputs: dict[ChannelName, PrefixUri] = Field(default_factory=dict, max_length=20)
+    outputs: OutputChannels = Field(default_factory=dict)
 
 
 class StatusTransition(ReadModel):
