@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ketch.artifact_store import ArtifactStore, list_artifacts, open_artifact, put_artifact
 from ketch.core.artifact_uri import ArtifactUri, parse_uri, validate_key
-from ketch.core.errors import InvalidInput, NotFound
+from ketch.core.errors import Forbidden, InvalidInput, NotFound
 
 Tick = Callable[[], None]
 PAGE = 1000
@@ -24,12 +24,13 @@ CHUNK_BYTES = 1024 * 1024
 
 
 def own_uri(text: str, account: str, *, what: str, allow_prefix: bool = False) -> ArtifactUri:
-    """``text`` parsed; :class:`InvalidInput` if it lies in an account other than ``account``."""
+    """``text`` parsed; :class:`Forbidden` if it lies in an account other than ``account``
+    (another account's data only through an explicit share, which a later issue brings)."""
     uri = parse_uri(text, allow_prefix=allow_prefix)
     if uri.account != account:
-        raise InvalidInput(
-            f"{what} {text} is in account '{uri.account}'; a job reads and writes only its "
-            f"own account's artifacts ({account})"
+        raise Forbidden(
+            f"{what} {text} is in another account ('{uri.account}'); a job reads and writes "
+            f"only its own account's artifacts ({account})"
         )
     return uri
 

@@ -30,10 +30,10 @@ from ketch.artifact_store import ArtifactStore
 from ketch.compute import _transfer, queue
 from ketch.compute.contract import JobContract, JobPaths, argv, collect, environment, lay_out
 from ketch.compute.executors import AttemptState, AttemptStatus, Executor, Handle, Launch
-from ketch.compute.service import job_uris
+from ketch.compute.service import check_own_account
 from ketch.compute.tables import JobRow, JobTransitionRow
 from ketch.core.archives import UnsafeArchive, extract_archive
-from ketch.core.errors import InvalidInput, NotFound
+from ketch.core.errors import Forbidden, InvalidInput, NotFound
 from ketch.core.instances import instance_type
 from ketch.schemas.jobs import (
     FailureKind,
@@ -49,7 +49,7 @@ __all__ = ["Attempt", "LeaseLost", "RunnerParts"]
 logger = logging.getLogger(__name__)
 
 MAX_REASON = 1000
-USER_ERRORS = (InvalidInput, NotFound)
+USER_ERRORS = (InvalidInput, NotFound, Forbidden)
 """Raised for what the job asked for (its bundle, its inputs, its outputs), not for ketch."""
 
 
@@ -120,8 +120,7 @@ class Attempt:
     def _fresh(self) -> None:
         job = self._load()
         self._advance(JobStatus.DOWNLOADING)
-        for what, uri in job_uris(job.spec):  # again: the row may not be what the API saw
-            _transfer.own_uri(uri, job.account, what=what, allow_prefix=True)
+        check_own_account(job.spec, job.account)  # again: the row may not be what the API saw
         contract = _contract(job)
         root = self._root(job)
         root.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

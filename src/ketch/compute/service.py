@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from ketch import org
 from ketch.compute import queue
+from ketch.compute._transfer import own_uri
 from ketch.compute.tables import JobRow, JobTransitionRow
-from ketch.core.artifact_uri import parse_uri
-from ketch.core.errors import Conflict, Forbidden, NotFound
+from ketch.core.errors import Conflict, NotFound
 from ketch.core.ids import new_id
 from ketch.core.krn import krn
 from ketch.schemas.jobs import (
@@ -42,12 +42,7 @@ def submit_job(
 ) -> Job:
     """Queue a job; :class:`Conflict` if the account already has one of that name."""
     org.require_active_account(uow, account)
-    for where, uri in job_uris(spec):
-        if parse_uri(uri, allow_prefix=True).account != account:
-            raise Forbidden(
-                f"{where} {uri} is in another account; a job reads and writes only its "
-                f"own account's artifacts ({account})"
-            )
+    check_own_account(spec, account)
     now = uow.clock.now()
     row = JobRow(
         id=new_id(),
@@ -70,6 +65,12 @@ def submit_job(
     uow.flush_or_conflict(f"a {kind.value} job named '{spec.name}' already exists in {account}")
     queue.record_transition(uow, row.id, JobStatus.PENDING, now, f"submitted by {created_by}")
     return job_of(uow, row)
+
+
+def check_own_account(spec: JobSpec, account: str) -> None:
+    """:class:`Forbidden` unless every URI the job reads or writes is in ``account``."""
+    for what, uri in job_uris(spec):
+        own_uri(uri, account, what=what, allow_prefix=True)
 
 
 def job_uris(spec: JobSpec) -> list[tuple[str, str]]:
