@@ -48,6 +48,8 @@ def test_plain_relative_keys_are_accepted_as_given(key: str) -> None:
         "x/.KETCH-staging",
         "a" * 1025,
         "d/" + "n" * 256,
+        "d/" + "%41" * 100,  # 100 bytes decoded, a 300-byte file name as stored
+        "%41" * 400,  # 400 bytes decoded, 1,200 as stored
     ],
 )
 def test_unsafe_keys_are_refused(key: str) -> None:

@@ -90,8 +90,12 @@ def _check_path(original: str, path: str) -> None:
     shown = _shown(original)
     if path == "":
         raise InvalidInput(f"artifact key must not be empty ({KEY_RULE})")
-    if len(path.encode("utf-8", errors="surrogatepass")) > MAX_KEY_BYTES:
+    # Lengths count both forms: the decoded one is what the key means, the original is
+    # what is stored (a file name of three bytes per "%41").
+    if max(_utf8_length(original), _utf8_length(path)) > MAX_KEY_BYTES:
         raise InvalidInput(f"artifact key {shown} is longer than {MAX_KEY_BYTES} bytes")
+    if any(_utf8_length(segment) > MAX_SEGMENT_BYTES for segment in original.split("/")):
+        raise InvalidInput(f"artifact key {shown} has a name longer than 255 bytes")
     if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in path):
         raise InvalidInput(f"artifact key {shown} contains control or invalid characters")
     if "\\" in path:
@@ -103,10 +107,14 @@ def _check_path(original: str, path: str) -> None:
         folded = unicodedata.normalize("NFKC", segment)
         if segment == "" or folded in {".", ".."}:
             raise InvalidInput(f"artifact key {shown} has an empty, '.' or '..' segment")
-        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
+        if _utf8_length(segment) > MAX_SEGMENT_BYTES:
             raise InvalidInput(f"artifact key {shown} has a name longer than 255 bytes")
         if folded.lower().startswith(RESERVED_PREFIX):
             raise InvalidInput(f"artifact key {shown}: names starting '.ketch' are reserved")
+
+
+def _utf8_length(text: str) -> int:
+    return len(text.encode("utf-8", errors="surrogatepass"))
 
 
 def _shown(value: object) -> str:

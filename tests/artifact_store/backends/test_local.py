@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -111,3 +114,40 @@ def test_files_are_private_to_the_server_user(backend: LocalBackend) -> None:
     assert (backend.root / "deep").stat().st_mode & 0o077 == 0
     assert (backend.root / ".ketch" / "staging").stat().st_mode & 0o077 == 0
     assert list((backend.root / ".ketch" / "staging").iterdir()) == []
+
+
+def test_writes_and_deletes_in_one_folder_at_once_all_succeed(backend: LocalBackend) -> None:
+    """A delete that empties a folder prunes it; a write into that folder at the same time
+    must still land (its folders are made again) and a second delete finds nothing."""
+    errors: list[BaseException] = []
+
+    def slow_chunks() -> Iterator[bytes]:
+        yield b"first half "
+        time.sleep(0.001)  # the delete below runs while this write streams
+        yield b"second half"
+
+    def write(round_: int) -> None:
+        try:
+            backend.put(f"race/{round_}/new.txt", slow_chunks())
+        except BaseException as exc:
+            errors.append(exc)
+
+    def delete(round_: int) -> None:
+        try:
+            assert backend.delete(f"race/{round_}/old.txt")
+            assert not backend.delete(f"race/{round_}/old.txt")
+        except BaseException as exc:
+            errors.append(exc)
+
+    for round_ in range(100):
+        backend.put(f"race/{round_}/old.txt", [b"old"])
+        threads = [
+            threading.Thread(target=write, args=(round_,)),
+            threading.Thread(target=delete, args=(round_,)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert backend.open(f"race/{round_}/new.txt")[0].size == len(b"first half second half")

@@ -48,32 +48,19 @@ class LocalBackend:
     def put(
         self, key: str, chunks: Iterable[bytes], *, expected_sha256: str | None = None
     ) -> StoredObject:
-        target = self._path(key, create_parents=True)
-        if target.is_dir() and not target.is_symlink():
-            raise Conflict(f"'{key}' is a folder of other objects; it cannot be an object too")
+        _refuse_folder(key, self._path(key))  # before anything is read or written
         staging = self._internal("staging")
         fd, staged_name = tempfile.mkstemp(dir=staging, prefix="put-")
         staged = Path(staged_name)
         try:
-            digest = hashlib.sha256()
-            size = 0
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    out.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            sha256 = digest.hexdigest()
+            size, sha256 = _write_hashed(fd, chunks)
             if expected_sha256 is not None and expected_sha256.lower() != sha256:
                 raise ChecksumMismatch(
                     f"the content of '{key}' hashes to sha256 {sha256}, not the declared "
                     f"{expected_sha256}; nothing was stored"
                 )
-            info = staged.stat()
-            self._write_meta(key, {"size": size, "sha256": sha256, "inode": info.st_ino})
-            os.replace(staged, target)
-            _fsync_dir(target.parent)
+            self._write_meta(key, {"size": size, "sha256": sha256, "inode": staged.stat().st_ino})
+            target = self._move_into_place(key, staged)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 staged.unlink()
@@ -117,14 +104,35 @@ class LocalBackend:
 
     def delete(self, key: str) -> bool:
         target = self._path(key)
-        info = self._stat(key)
-        if info is None:
+        if self._stat(key) is None:
             return False
-        target.unlink()
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            return False  # a concurrent delete got there first
         with contextlib.suppress(FileNotFoundError):
             self._meta_path(key).unlink()
         self._prune_empty_folders(target.parent)
         return True
+
+    def _move_into_place(self, key: str, staged: Path) -> Path:
+        """Rename the staged file over the key, creating its folders just before.
+
+        The folders are made only now, after the content arrived, so a slow upload never
+        holds empty folders open. A concurrent delete may prune them between the mkdir and
+        the rename; the rename is then tried once more on freshly made folders.
+        """
+        try:
+            return self._replace(key, staged)
+        except FileNotFoundError:
+            return self._replace(key, staged)
+
+    def _replace(self, key: str, staged: Path) -> Path:
+        target = self._path(key, create_parents=True)
+        _refuse_folder(key, target)
+        os.replace(staged, target)
+        _fsync_dir(target.parent)
+        return target
 
     # -- paths and containment ----------------------------------------------------------
 
@@ -219,6 +227,25 @@ class LocalBackend:
         if record.get("inode") == info.st_ino and record.get("size") == info.st_size:
             sha256 = record.get("sha256")
         return StoredObject(key, info.st_size, sha256, _modified(info))
+
+
+def _refuse_folder(key: str, target: Path) -> None:
+    if target.is_dir() and not target.is_symlink():
+        raise Conflict(f"'{key}' is a folder of other objects; it cannot be an object too")
+
+
+def _write_hashed(fd: int, chunks: Iterable[bytes]) -> tuple[int, str]:
+    """Write ``chunks`` to ``fd`` (closed after), fsynced; returns (size, SHA-256 hex)."""
+    digest = hashlib.sha256()
+    size = 0
+    with os.fdopen(fd, "wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    return size, digest.hexdigest()
 
 
 def _read_chunks(fd: int) -> Iterator[bytes]:
