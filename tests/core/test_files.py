@@ -1,7 +1,8 @@
-"""write_private_json: owner-only from the first byte, atomic replacement."""
+"""core.files: private JSON written atomically, hashed writes, contained paths."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ketch.core.files import write_private_json
+from ketch.core.errors import InvalidInput
+from ketch.core.files import contained_path, write_hashed, write_private_json
 
 
 def _mode(path: Path) -> int:
@@ -66,3 +68,52 @@ def test_existing_parent_folder_is_left_alone(tmp_path: Path) -> None:
     tmp_path.chmod(0o755)
     write_private_json(tmp_path / "x.json", {})
     assert _mode(tmp_path) == 0o755
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "../x",
+        "a/../../x",
+        "a/..",
+        "/etc/passwd",
+        "C:x",
+        "C:/Windows/x",
+        "a\\..\\..\\x",
+        "",
+        "a//b",
+        "./a",
+        "a/.",
+        "nul\0byte",
+    ],
+)
+def test_contained_path_refuses_anything_but_a_plain_relative_path(
+    tmp_path: Path, relative: str
+) -> None:
+    with pytest.raises(InvalidInput):
+        contained_path(tmp_path, relative)
+
+
+def test_contained_path_refuses_a_way_out_through_a_symbolic_link(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "inside").mkdir(parents=True)
+    (root / "out").symlink_to(tmp_path, target_is_directory=True)
+    (root / "in").symlink_to(root / "inside", target_is_directory=True)
+
+    with pytest.raises(InvalidInput, match="outside"):
+        contained_path(root, "out/x")
+    assert contained_path(root, "in/x") == (root / "inside" / "x").resolve()
+    assert contained_path(root, "with space/ü 100%.txt") == (
+        root.resolve() / "with space" / "ü 100%.txt"
+    )
+
+
+def test_write_hashed_reports_size_and_digest_and_each_chunk(tmp_path: Path) -> None:
+    chunks = [b"alpha", b"", b"beta" * 1000]
+    seen: list[int] = []
+    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT, 0o600)
+    size, digest = write_hashed(fd, chunks, on_chunk=seen.append)
+    content = b"".join(chunks)
+    assert (tmp_path / "out").read_bytes() == content
+    assert (size, digest) == (len(content), hashlib.sha256(content).hexdigest())
+    assert seen == [len(c) for c in chunks]

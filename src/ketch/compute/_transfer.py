@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ketch.artifact_store import ArtifactStore, list_artifacts, open_artifact, put_artifact
-from ketch.core.artifact_uri import ArtifactUri, parse_uri, validate_key
+from ketch.core.artifact_uri import ArtifactUri, parse_uri
 from ketch.core.errors import Forbidden, InvalidInput, NotFound
+from ketch.core.files import CHUNK_BYTES, contained_path
 
 Tick = Callable[[], None]
 PAGE = 1000
-CHUNK_BYTES = 1024 * 1024
 
 
 def own_uri(text: str, account: str, *, what: str, allow_prefix: bool = False) -> ArtifactUri:
@@ -63,9 +63,8 @@ def download_channel(
             uri = ArtifactUri(uri.account, uri.key + "/")
     count = 0
     for key in _keys_below(store, uri):
-        relative = key[len(uri.key) :]
-        validate_key(relative)  # no empty or '..' segments: the file stays in the folder
-        download_object(store, ArtifactUri(uri.account, key), folder / relative, tick)
+        destination = contained_path(folder, key[len(uri.key) :])
+        download_object(store, ArtifactUri(uri.account, key), destination, tick)
         count += 1
     if count == 0:
         raise InvalidInput(f"input channel '{channel}': no artifact at or below {uri}")

@@ -1,10 +1,17 @@
-"""Small file helpers shared by the server and the CLI."""
+"""Small file helpers shared by the server, the SDK and the CLI."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from pathlib import Path, PureWindowsPath
+
+from ketch.core.errors import InvalidInput
+
+CHUNK_BYTES = 1024 * 1024
+"""How much of a file is read, sent or hashed at a time: memory stays flat for any size."""
 
 
 def write_private_json(path: Path, data: dict[str, object]) -> None:
@@ -21,3 +28,56 @@ def write_private_json(path: Path, data: dict[str, object]) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+
+
+def write_hashed(
+    fd: int,
+    chunks: Iterable[bytes],
+    *,
+    sync: bool = True,
+    on_chunk: Callable[[int], None] | None = None,
+) -> tuple[int, str]:
+    """Write ``chunks`` to the open descriptor ``fd`` (closed after), hashing them on the
+    way; returns their total size and hex SHA-256. ``sync`` fsyncs before closing;
+    ``on_chunk`` is told each chunk's size (a progress bar)."""
+    digest = hashlib.sha256()
+    size = 0
+    with os.fdopen(fd, "wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+        if sync:
+            out.flush()
+            os.fsync(out.fileno())
+    return size, digest.hexdigest()
+
+
+def contained_path(root: Path, relative: str) -> Path:
+    """``root/relative`` resolved, if it lies strictly inside ``root``; else InvalidInput.
+
+    ``relative`` comes from elsewhere (a key a server sent, an object below a prefix).
+    ``../x``, ``/etc/x``, ``C:x``, ``a/../..`` and a path through a symbolic link already
+    in ``root`` that points elsewhere are all refused: where a file is written is never up
+    to the sender.
+    """
+    parts = relative.split("/")
+    if (
+        not relative
+        or relative.startswith("/")
+        or "\\" in relative
+        or "\0" in relative
+        or PureWindowsPath(relative).drive
+        or any(part in {"", ".", ".."} for part in parts)
+    ):
+        raise InvalidInput(
+            f"{relative!r} is not a plain relative path (names separated by '/', "
+            "no empty, '.' or '..' names, no leading '/', drive or backslash)"
+        )
+    base = root.resolve()
+    candidate = base.joinpath(*parts).resolve()
+    if candidate == base or not candidate.is_relative_to(base):
+        raise InvalidInput(f"{relative!r} would be written outside {base}")
+    return candidate

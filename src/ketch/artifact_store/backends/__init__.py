@@ -15,11 +15,9 @@ from datetime import datetime
 from typing import Protocol
 
 from ketch.core.errors import InvalidInput, KetchError
+from ketch.core.files import CHUNK_BYTES
 
 __all__ = ["CHUNK_BYTES", "ChecksumMismatch", "ObjectBackend", "ObjectMissing", "StoredObject"]
-
-CHUNK_BYTES = 1024 * 1024
-"""Streaming unit for reads and writes: nothing holds a whole object in memory."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from ketch.artifact_store.backends import (
     StoredObject,
 )
 from ketch.core.errors import Conflict, InvalidInput
+from ketch.core.files import write_hashed
 
 INTERNAL_DIR = ".ketch"
 
@@ -53,7 +54,7 @@ class LocalBackend:
         fd, staged_name = tempfile.mkstemp(dir=staging, prefix="put-")
         staged = Path(staged_name)
         try:
-            size, sha256 = _write_hashed(fd, chunks)
+            size, sha256 = write_hashed(fd, chunks)
             if expected_sha256 is not None and expected_sha256.lower() != sha256:
                 raise ChecksumMismatch(
                     f"the content of '{key}' hashes to sha256 {sha256}, not the declared "
@@ -232,20 +233,6 @@ class LocalBackend:
 def _refuse_folder(key: str, target: Path) -> None:
     if target.is_dir() and not target.is_symlink():
         raise Conflict(f"'{key}' is a folder of other objects; it cannot be an object too")
-
-
-def _write_hashed(fd: int, chunks: Iterable[bytes]) -> tuple[int, str]:
-    """Write ``chunks`` to ``fd`` (closed after), fsynced; returns (size, SHA-256 hex)."""
-    digest = hashlib.sha256()
-    size = 0
-    with os.fdopen(fd, "wb") as out:
-        for chunk in chunks:
-            out.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-        out.flush()
-        os.fsync(out.fileno())
-    return size, digest.hexdigest()
 
 
 def _read_chunks(fd: int) -> Iterator[bytes]:

@@ -28,9 +28,7 @@ obstore behaviours this module works around:
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -52,6 +50,7 @@ from ketch.artifact_store.backends import (
     StoredObject,
 )
 from ketch.core.errors import BackendUnavailable, InvalidInput
+from ketch.core.files import write_hashed
 
 if TYPE_CHECKING:
     from obstore import GetResult, ObjectMeta
@@ -170,7 +169,7 @@ class S3Backend:
     ) -> StoredObject:
         fd, staged = self._new_staging_file()
         try:
-            size, sha256 = _write_hashing(fd, chunks)
+            size, sha256 = write_hashed(fd, chunks, sync=False)  # a spool: lost with a crash anyway
             if expected_sha256 is not None and expected_sha256.lower() != sha256:
                 raise ChecksumMismatch(
                     f"the content of {key!r} hashes to sha256 {sha256}, not the declared "
@@ -331,18 +330,6 @@ def _build_store(location: S3Location) -> S3Store:
             f"{location.describe()} is not a usable S3 location ({type(exc).__name__}); "
             "check the endpoint URL and region"
         ) from None
-
-
-def _write_hashing(fd: int, chunks: Iterable[bytes]) -> tuple[int, str]:
-    """Write ``chunks`` to ``fd`` and close it; returns their total size and hex SHA-256."""
-    digest = hashlib.sha256()
-    size = 0
-    with os.fdopen(fd, "wb") as sink:
-        for chunk in chunks:
-            sink.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
 
 
 def _utc(meta: ObjectMeta) -> datetime:

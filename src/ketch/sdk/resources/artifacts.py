@@ -7,7 +7,7 @@ download goes to a temporary file beside its destination, is hashed as it arrive
 is renamed into place only if it matches what the server recorded.
 
 Keys that come back from the server are never trusted as local paths: each must stay
-inside the destination folder (:func:`contained_path`), checked before anything is
+inside the destination folder (:func:`ketch.core.files.contained_path`), checked before anything is
 written.
 """
 
@@ -21,7 +21,7 @@ import secrets
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from email.utils import parsedate_to_datetime
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -35,6 +35,7 @@ from ketch.core.errors import (
     KetchError,
     NotFound,
 )
+from ketch.core.files import CHUNK_BYTES, contained_path, write_hashed
 from ketch.schemas.artifacts import SHA256_HEADER, Artifact
 from ketch.schemas.common import Page
 from ketch.sdk._pagination import iterate
@@ -49,8 +50,6 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
 BINARY = "application/octet-stream"
-CHUNK_BYTES = 1024 * 1024
-"""How much of a file is read, sent, received or written at a time."""
 
 Progress = Callable[[int, int], None]
 """``progress(done_bytes, total_bytes)``, called after every chunk of a transfer.
@@ -358,33 +357,6 @@ def _sha256_of(file: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def contained_path(root: Path, relative: str) -> Path:
-    """``root/relative`` resolved, if it lies strictly inside ``root``; else InvalidInput.
-
-    ``relative`` comes from a key the server sent. ``../x``, ``/etc/x``, ``C:x``, ``a/../..``
-    and a path through a symbolic link already in ``root`` that points elsewhere are all
-    refused: where a file is written is never up to the server.
-    """
-    parts = relative.split("/")
-    if (
-        not relative
-        or relative.startswith("/")
-        or "\\" in relative
-        or "\0" in relative
-        or PureWindowsPath(relative).drive
-        or any(part in {"", ".", ".."} for part in parts)
-    ):
-        raise InvalidInput(
-            f"{relative!r} is not a plain relative path (names separated by '/', "
-            "no empty, '.' or '..' names, no leading '/', drive or backslash)"
-        )
-    base = root.resolve()
-    candidate = base.joinpath(*parts).resolve()
-    if candidate == base or not candidate.is_relative_to(base):
-        raise InvalidInput(f"{relative!r} would be written outside {base}")
-    return candidate
-
-
 def _contained_or_refused(root: Path, relative: str, source: ArtifactUri) -> Path:
     try:
         return contained_path(root, relative)
@@ -425,28 +397,18 @@ def write_verified(
     """
     what = source or str(target)
     temporary = target.parent / f".ketch-download-{secrets.token_hex(8)}.partial"
-    digest = hashlib.sha256()
-    written = 0
     try:
         # Created like any new file (0666 less the umask), not private as mkstemp would.
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-                digest.update(chunk)
-                written += len(chunk)
-                if on_chunk is not None:
-                    on_chunk(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
+        written, digest = write_hashed(fd, chunks, on_chunk=on_chunk)
         if size is not None and written != size:
             raise ChecksumMismatch(
                 f"{what}: received {written} bytes but the server announced {size}; "
                 f"nothing was written to {target} (download it again)"
             )
-        if sha256 is not None and digest.hexdigest() != sha256.lower():
+        if sha256 is not None and digest != sha256.lower():
             raise ChecksumMismatch(
-                f"{what}: the received bytes hash to {digest.hexdigest()} but the server "
+                f"{what}: the received bytes hash to {digest} but the server "
                 f"recorded {sha256}; nothing was written to {target} (download it again)"
             )
         os.replace(temporary, target)
