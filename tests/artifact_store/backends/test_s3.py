@@ -117,29 +117,41 @@ def test_location_rejects_half_credentials_and_odd_names() -> None:
         S3Location("bucket", prefix="/acct")
 
 
-class _NotFoundHandler(BaseHTTPRequestHandler):
-    """Answers every request 404 and records its headers (names lower-cased)."""
+class _AnsweringHandler(BaseHTTPRequestHandler):
+    """Answers every request with ``status`` and ``body``; records its headers (names
+    lower-cased)."""
 
     recorded: list[dict[str, str]]
+    status: int
+    body: bytes
 
     def do_HEAD(self) -> None:
         self.recorded.append({name.lower(): value for name, value in self.headers.items()})
-        self.send_response(404)
-        self.send_header("Content-Length", "0")
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(self.body)
 
-    do_GET = do_HEAD
+    do_GET = do_PUT = do_DELETE = do_POST = do_HEAD
 
     def log_message(self, format: str, *args: Any) -> None:  # silence the access log
         pass
 
 
 class RecordingServer:
-    """A loopback HTTP server in a thread that records each request's headers."""
+    """A loopback HTTP server in a thread that answers every request ``status`` with
+    ``body`` and records each request's headers."""
+
+    def __init__(self, status: int = 404, body: bytes = b"") -> None:
+        self.status = status
+        self.body = body
 
     def __enter__(self) -> tuple[str, list[dict[str, str]]]:
         recorded: list[dict[str, str]] = []
-        handler = type("Handler", (_NotFoundHandler,), {"recorded": recorded})
+        answers = {"recorded": recorded, "status": self.status, "body": self.body}
+        handler = type("Handler", (_AnsweringHandler,), answers)
         self._server = ThreadingHTTPServer((LOOPBACK, 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -149,6 +161,33 @@ class RecordingServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def test_credentials_a_store_echoes_back_are_masked_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """S3 names the access key id in a signature error; a misconfigured proxy might echo
+    anything. Whatever the store's answer says, the log shows neither credential."""
+    body = (
+        "<?xml version='1.0'?><Error><Code>SignatureDoesNotMatch</Code>"
+        f"<AWSAccessKeyId>{KEY_ID}</AWSAccessKeyId><StringToSign>{SECRET}</StringToSign>"
+        "</Error>"
+    ).encode()
+    with RecordingServer(403, body) as (endpoint, _):
+        location = S3Location(
+            "bucket",
+            endpoint=endpoint,
+            access_key_id=KEY_ID,
+            secret_access_key=SECRET,
+            allow_http=True,
+        )
+        with pytest.raises(BackendUnavailable) as caught:
+            S3Backend(location, staging_dir=tmp_path).list_objects("")
+
+    assert "SignatureDoesNotMatch" in caplog.text  # the store's answer is logged ...
+    assert "***" in caplog.text  # ... with the credentials it held masked
+    for text in (caplog.text, str(caught.value), repr(caught.value)):
+        assert KEY_ID not in text and SECRET not in text
 
 
 def test_an_ambient_session_token_is_not_sent_with_explicit_keys(
