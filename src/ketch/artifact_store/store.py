@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ketch.artifact_store.backends import ObjectBackend
 from ketch.artifact_store.backends.local import LocalBackend
+from ketch.core.krn import validate_account_id
 from ketch.core.settings import ArtifactSettings, S3StorageSettings
 
 
@@ -34,6 +35,7 @@ class ArtifactStore:
             return self._backends[account]
 
     def _build(self, account: str) -> ObjectBackend:
+        validate_account_id(account)  # it becomes a folder name or a key prefix
         override = self.settings.accounts.get(account)
         kind = override.backend if override else self.settings.backend
         if kind == "local":
