@@ -367,6 +367,25 @@ def test_list_objects_pages_with_after_and_limit(backend: ObjectBackend) -> None
     assert backend.list_objects("k/", after="zzz") == []
 
 
+TRICKY = ["a!", "a.b", "a/b-c", "a/b.c", "a/b/c", "a/b0", "a-b/c", "a0", "ab/c/d", "b"]
+"""Names around '/' in byte order ('!', '-' and '.' sort before it, '0' after): a
+listing that visits folders in name order instead would return them out of order."""
+
+
+@pytest.mark.parametrize("prefix", ["", "a", "a/", "a/b", "ab/"])
+def test_every_page_from_every_start_is_the_sorted_keys_that_follow(
+    backend: ObjectBackend, prefix: str
+) -> None:
+    for key in TRICKY:
+        backend.put(key, [b"."])
+    ordered = sorted(TRICKY, key=lambda key: key.encode())
+
+    for after in ["", "a", "a/", "a/b", "a/b/", "a.c", *TRICKY]:
+        expected = [k for k in ordered if k.startswith(prefix) and k.encode() > after.encode()]
+        assert keys_of(backend.list_objects(prefix, after=after, limit=2)) == expected[:2]
+        assert keys_of(backend.list_objects(prefix, after=after)) == expected
+
+
 def test_list_objects_of_an_account_with_nothing_is_empty(backend: ObjectBackend) -> None:
     assert backend.list_objects("") == []
     assert backend.list_objects("a/") == []

@@ -94,14 +94,12 @@ class LocalBackend:
         start = self._path(folder) if folder else self.root
         if not start.is_dir() or start.is_symlink():
             return []
-        found: list[tuple[bytes, str, os.stat_result]] = []
-        after_bytes = after.encode()
-        for key, info in self._walk(start, folder):
-            encoded = key.encode()
-            if key.startswith(prefix) and encoded > after_bytes:
-                found.append((encoded, key, info))
-        found.sort(key=lambda item: item[0])
-        return [self._describe(key, info) for _, key, info in found[:limit]]
+        found: list[StoredObject] = []
+        for key, info in self._walk_in_order(start, folder, prefix=prefix, after=after):
+            found.append(self._describe(key, info))
+            if len(found) == limit:
+                break
+        return found
 
     def delete(self, key: str) -> bool:
         target = self._path(key)
@@ -173,20 +171,57 @@ class LocalBackend:
             return None
         return info if stat.S_ISREG(info.st_mode) else None
 
-    def _walk(self, start: Path, folder: str) -> Iterator[tuple[str, os.stat_result]]:
-        """(key, stat) of every regular file below ``start``; links and ``.ketch`` skipped."""
-        pending = [(start, folder)]
+    def _walk_in_order(
+        self, start: Path, folder: str, *, prefix: str, after: str
+    ) -> Iterator[tuple[str, os.stat_result]]:
+        """(key, stat) of each regular file below ``start`` whose key starts with ``prefix``
+        and sorts after ``after``, in key order; links and ``.ketch`` are skipped.
+
+        A folder sorts as its name followed by ``/``: then visiting the entries of each
+        folder in sorted order yields keys in the order of their UTF-8 bytes, as S3 lists
+        them. Folders wholly before ``after`` or outside ``prefix`` are never opened, so a
+        page costs what it returns, not the size of the tree.
+        """
+        pending = [iter(self._sorted_entries(start, folder, prefix=prefix, after=after))]
         while pending:
-            directory, relative = pending.pop()
-            with os.scandir(directory) as entries:
-                for entry in entries:
-                    key = f"{relative}/{entry.name}" if relative else entry.name
-                    if not relative and entry.name == INTERNAL_DIR:
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append((Path(entry.path), key))
-                    elif entry.is_file(follow_symlinks=False):
-                        yield key, entry.stat(follow_symlinks=False)
+            entry = next(pending[-1], None)
+            if entry is None:
+                pending.pop()
+                continue
+            key, is_folder, path = entry
+            if is_folder:
+                pending.append(iter(self._sorted_entries(path, key, prefix=prefix, after=after)))
+            else:
+                with contextlib.suppress(FileNotFoundError):  # deleted since it was listed
+                    info = path.stat(follow_symlinks=False)
+                    if stat.S_ISREG(info.st_mode):
+                        yield key, info
+
+    def _sorted_entries(
+        self, directory: Path, relative: str, *, prefix: str, after: str
+    ) -> list[tuple[str, bool, Path]]:
+        """The entries of one folder worth visiting, as (key, is folder, path), sorted."""
+        chosen: list[tuple[str, bool, Path]] = []
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return chosen  # removed by a concurrent delete
+        for entry in entries:
+            if not relative and entry.name == INTERNAL_DIR:
+                continue
+            key = f"{relative}/{entry.name}" if relative else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                below = key + "/"
+                wanted = below.startswith(prefix) or prefix.startswith(below)
+                if wanted and (below > after or after.startswith(below)):
+                    chosen.append((below, True, Path(entry.path)))
+            elif entry.is_file(follow_symlinks=False) and key.startswith(prefix) and key > after:
+                chosen.append((key, False, Path(entry.path)))
+        chosen.sort(key=lambda item: item[0])
+        return [
+            (key.removesuffix("/") if is_folder else key, is_folder, path)
+            for key, is_folder, path in chosen
+        ]
 
     def _prune_empty_folders(self, folder: Path) -> None:
         """Remove folders the delete left empty, up to the root: keys, not folders, exist."""
