@@ -173,22 +173,17 @@ class Client:
         for attempt in range(len(delays) + 1):
             content = body() if body is not None else None
             try:
-                if stream:
-                    request = self._http.build_request(
-                        method, path, params=clean_params, headers=sent_headers, content=content
-                    )
-                    response = self._http.send(request, stream=True, follow_redirects=False)
-                else:
-                    response = self._http.request(
-                        method,
-                        path,
-                        json=json,
-                        params=clean_params,
-                        headers=sent_headers,
-                        content=content,
-                        follow_redirects=False,  # the API answers; only SSO redirects, on purpose
-                        timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                    )
+                request = self._http.build_request(
+                    method,
+                    path,
+                    json=json,
+                    params=clean_params,
+                    headers=sent_headers,
+                    content=content,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+                # The API answers; only SSO redirects, on purpose.
+                response = self._http.send(request, stream=stream, follow_redirects=False)
             except httpx.TransportError as exc:
                 if attempt < len(delays):
                     time.sleep(delays[attempt])
