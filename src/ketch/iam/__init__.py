@@ -3,6 +3,7 @@ assignments, guardrails, network policy, Cedar decisions). Other services and th
 only these names."""
 
 from ketch.iam.access import (
+    check_ou_unreferenced,
     create_assignment,
     create_guardrail,
     create_permission_set,
@@ -72,6 +73,7 @@ __all__ = [
     "assignment_resource",
     "authenticate",
     "bootstrap_admin",
+    "check_ou_unreferenced",
     "create_assignment",
     "create_group",
     "create_guardrail",

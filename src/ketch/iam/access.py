@@ -221,7 +221,11 @@ def _assignments_to_schema(uow: UnitOfWork, rows: list[AssignmentRow]) -> list[A
             principal_type=row.principal_type,
             principal=principal_names[row.principal_type][row.principal_id],
             target_type=row.target_type,
-            target=row.target_id if row.target_type == "account" else ou_paths[row.target_id],
+            target=(
+                row.target_id
+                if row.target_type == "account"
+                else ou_paths.get(row.target_id, f"(missing OU {row.target_id})")
+            ),
             created_at=row.created_at,
             created_by=row.created_by,
         )
@@ -299,6 +303,29 @@ def delete_assignment(uow: UnitOfWork, assignment_id: str) -> None:
 
 
 # -- guardrails -----------------------------------------------------------------------
+
+
+def check_ou_unreferenced(uow: UnitOfWork, ou_id: str) -> None:
+    """:class:`Conflict` if an assignment targets the OU or a guardrail is attached to it:
+    deleting it would leave grants and guardrails pointing at nothing."""
+    ou = org_snapshot(uow).ous.get(ou_id)
+    path = (ou.path or "(root)") if ou is not None else ou_id
+    assignments = uow.session.scalars(
+        select(AssignmentRow.id)
+        .where(AssignmentRow.target_type == "ou", AssignmentRow.target_id == ou_id)
+        .limit(1)
+    ).first()
+    if assignments is not None:
+        raise Conflict(
+            f"OU '{path}' is the target of permission set assignments; delete them first"
+        )
+    guardrail = uow.session.scalars(
+        select(GuardrailRow.name).where(GuardrailRow.ou_id == ou_id).limit(1)
+    ).first()
+    if guardrail is not None:
+        raise Conflict(
+            f"guardrail '{guardrail}' is attached to OU '{path}'; move or delete it first"
+        )
 
 
 def _guardrail_to_schema(row: GuardrailRow, ou_path: str) -> Guardrail:

@@ -475,11 +475,13 @@ def compile_policies(facts: AccessFacts) -> CompiledPolicies:
         ps = facts.permission_sets[assignment.permission_set_id]
         principal_type = "User" if assignment.principal_type == "user" else "Group"
         target_type = "Account" if assignment.target_type == "account" else "OU"
-        target_name = (
-            assignment.target_id
-            if target_type == "Account"
-            else (facts.org.ous[assignment.target_id].path or "(root)")
-        )
+        if target_type == "Account":
+            target_name = assignment.target_id
+        elif (ou := facts.org.ous.get(assignment.target_id)) is not None:
+            target_name = ou.path or "(root)"
+        else:  # its OU is gone (deletes refuse this now): grant nothing, break nothing
+            logger.warning("assignment %s targets a missing OU; ignored", assignment.id)
+            continue
         for index, template_id in enumerate(set_templates[ps.id]):
             link_id = f"as.{assignment.id}.{index}"
             principal_links.append(

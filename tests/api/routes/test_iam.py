@@ -601,3 +601,34 @@ def test_small_lists_page_too(
         f"{API}{path}", params={"next_token": "eyJsIjoieCIsImsiOiJ5In0"}, headers=auth_headers
     )
     assert_envelope(foreign, 400, "ValidationError")
+
+
+# -- references that a delete must not break --------------------------------------------
+
+
+def test_an_ou_that_grants_or_guardrails_point_at_is_not_deleted(
+    http: TestClient, auth_headers: Headers, sign_in: Callable[[str], Headers]
+) -> None:
+    """Deleting it would leave an assignment or a guardrail naming nothing, and every
+    later decision (the admin's too) would fail on it."""
+    ou = _ok(http.post(f"{API}/ous", json={"name": "short-lived"}, headers=auth_headers), 201)
+    sign_in("frank")
+    assignment = _ok(
+        _assign(http, auth_headers, "OrgAdmin", "frank", "short-lived", target_type="ou"), 201
+    )
+
+    refused = http.delete(f"{API}/ous/{ou['id']}", headers=auth_headers)
+    assert_envelope(refused, 409, "Conflict")
+    assert "assignments" in refused.json()["error"]["message"]
+    _ok(http.get(f"{API}/organization", headers=auth_headers))  # decisions still work
+
+    _ok(http.delete(f"{API}/assignments/{assignment['id']}", headers=auth_headers), 204)
+    body = {"name": "held", "example": "prod-endpoint-deletes-by-release-only", "ou": "short-lived"}
+    _ok(http.post(f"{API}/guardrails", json=body, headers=auth_headers), 201)
+    refused = http.delete(f"{API}/ous/{ou['id']}", headers=auth_headers)
+    assert_envelope(refused, 409, "Conflict")
+    assert "guardrail 'held'" in refused.json()["error"]["message"]
+
+    _ok(http.delete(f"{API}/guardrails/held", headers=auth_headers), 204)
+    _ok(http.delete(f"{API}/ous/{ou['id']}", headers=auth_headers), 204)
+    _ok(http.get(f"{API}/organization", headers=auth_headers))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from ketch import org
+from ketch import iam, org
 from ketch.api import resources
 from ketch.api.deps import Guard, Target, authorize
 from ketch.api.idempotent import create_once
@@ -114,6 +114,7 @@ def delete_ou(
     guard: Annotated[Guard, Depends(authorize(Action.DELETE_OU, resources.ou_from_path()))],
 ) -> Response:
     with guard.write() as uow:
+        iam.check_ou_unreferenced(uow, ou_id)
         org.delete_ou(uow, ou_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
