@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from ipaddress import ip_network
 
 import pytest
+from fastapi.testclient import TestClient
 from starlette.requests import Request
 
 from ketch.api.deps import client_address
+from support.envelope import assert_envelope
+
+CHUNK = 1024 * 1024
 
 PROXIES = [ip_network("10.0.0.0/8")]
 
@@ -30,3 +35,26 @@ def _request(peer: str, forwarded: str | None = None) -> Request:
 )
 def test_client_address(peer: str, forwarded: str | None, proxies: list, expected: str) -> None:  # type: ignore[type-arg]
     assert client_address(_request(peer, forwarded), proxies) == expected
+
+
+@pytest.mark.parametrize("token", ["junk", None])
+def test_a_body_is_not_read_for_a_caller_who_is_not_signed_in(
+    http: TestClient, token: str | None
+) -> None:
+    """An upload route admits GiB-sized bodies; an unauthenticated request labelled JSON
+    must be answered 401 without the server reading (and holding) what it sends."""
+    sent = 0
+
+    def body() -> Iterator[bytes]:
+        nonlocal sent
+        for _ in range(64):  # 64 MiB on offer
+            sent += CHUNK
+            yield b"x" * CHUNK
+
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    response = http.put("/api/v1/accounts/any/artifacts/k.json", content=body(), headers=headers)
+
+    assert_envelope(response, 401, "Unauthenticated")
+    assert sent <= 2 * CHUNK, f"{sent // CHUNK} MiB were read"

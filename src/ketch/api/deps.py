@@ -323,15 +323,18 @@ def authorize(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Guard:
         token = _presented_token(request, credentials)
+        # The caller is known before a byte of the body is read: a stranger's request
+        # costs a header's worth of work, whatever it claims to carry.
+        with context.uow() as uow:
+            caller = iam.authenticate(uow, token)
         body = None
-        if _media_type(request) == JSON_MEDIA_TYPE:
+        if body_media_type == JSON_MEDIA_TYPE and _media_type(request) == JSON_MEDIA_TYPE:
             try:
                 body = await request.json()  # parsed once: Starlette caches it for FastAPI
             except ValueError:
                 body = None  # FastAPI answers the malformed body with 400 itself
-        # Authentication, resolution and the decision share one read transaction.
+        # Resolution and the decision share one read transaction.
         with context.uow() as uow:
-            caller = iam.authenticate(uow, token)
             compiled = context.authorizer.compiled(uow)
             target = resource(
                 Resolution(
