@@ -240,6 +240,14 @@ class Guard:
             audit.record_event(uow, self.entry(audit.Outcome.DENIED, error.code.value))
         raise error
 
+    def require(self, action: Action, target: Target, what: str) -> None:
+        """Refuse the request (audited) unless the caller may also ``action`` on
+        ``target``: a second resource the request touches, such as where a move leads."""
+        if not self.can(action, target):
+            self.refuse(
+                Forbidden(f"{self.caller.name} is not allowed to perform {action.value} on {what}")
+            )
+
     def can(self, action: Action, target: Target) -> bool:
         """Whether the caller may ``action`` on ``target`` (for filtering lists)."""
         return decide(

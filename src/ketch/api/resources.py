@@ -22,6 +22,7 @@ from ketch.iam import (
     assignment_resource,
     guardrail_governs,
     is_caller_or_own_group,
+    move_escapes_guardrails,
     ou_id_of,
 )
 from ketch.org import OrgSnapshot
@@ -41,6 +42,11 @@ def _nearest_ou(snapshot: OrgSnapshot, path: str) -> str:
 def _body_str(body: Any, key: str, default: str = "") -> str:
     value = body.get(key, default) if isinstance(body, dict) else default
     return value if isinstance(value, str) else default
+
+
+def _body_optional_str(body: Any, key: str) -> str | None:
+    value = body.get(key) if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def organization() -> Resolver:
@@ -63,6 +69,34 @@ def ou_from_path(param: str = "ou_id") -> Resolver:
         return Target(ResourceRef("OU", ou.id), krn=krn("", "ou", ou.path or "root"))
 
     return resolve
+
+
+def ou_change_from_path(param: str = "ou_id") -> Resolver:
+    """The OU a PATCH changes. Moving it (``parent``) must not take what it holds out from
+    under a guardrail above it that governs the caller (see :func:`account_change_from_path`)."""
+    base = ou_from_path(param)
+
+    def resolve(r: Resolution) -> Target:
+        target = base(r)
+        parent = _body_optional_str(r.body, "parent")
+        ou = r.compiled.facts.org.ous[r.path[param]]
+        if parent is None or ou.parent_id is None:
+            return target
+        escapes = move_escapes_guardrails(
+            r.compiled, r.caller, ou.parent_id, _nearest_ou(r.compiled.facts.org, parent)
+        )
+        return replace(target, guardrail_governs_caller=escapes)
+
+    return resolve
+
+
+def ou_destination(compiled: CompiledPolicies, parent_path: str) -> Target:
+    """A new OU under ``parent_path``: where a move puts an OU."""
+    parent = _nearest_ou(compiled.facts.org, parent_path)
+    return Target(
+        ResourceRef("OU", f"new:{parent_path}", "OU", parent),
+        krn=krn("", "ou", parent_path.strip("/") or "root"),
+    )
 
 
 def new_ou_from_body() -> Resolver:
@@ -93,6 +127,41 @@ def account_from_path(param: str = "account_id") -> Resolver:
         )
 
     return resolve
+
+
+def account_change_from_path(param: str = "account_id") -> Resolver:
+    """The account a PATCH changes. Moving it (``ou``) or changing its ``stage`` must not
+    take it out from under a guardrail that governs the caller: such a change is marked
+    ``guardrail_governs_caller`` (``system.no-own-guardrail-edits`` forbids it)."""
+    base = account_from_path(param)
+
+    def resolve(r: Resolution) -> Target:
+        target = base(r)
+        account = r.compiled.facts.org.accounts[r.path[param]]
+        destination = _body_optional_str(r.body, "ou")
+        stage = _body_str(r.body, "stage", account.stage)
+        moves, restages = destination is not None, stage != account.stage
+        if not (moves or restages):
+            return target
+        escapes = move_escapes_guardrails(
+            r.compiled,
+            r.caller,
+            account.ou_id,
+            _nearest_ou(r.compiled.facts.org, destination) if destination is not None else None,
+            restages=restages,
+        )
+        return replace(target, guardrail_governs_caller=escapes)
+
+    return resolve
+
+
+def account_destination(compiled: CompiledPolicies, account_id: str, ou_path: str) -> Target:
+    """An account as if created at ``ou_path``: where a move puts it."""
+    return Target(
+        ResourceRef("Account", f"new:{account_id}", "OU", _nearest_ou(compiled.facts.org, ou_path)),
+        account=None,
+        krn=krn("", "ou", ou_path.strip("/") or "root"),
+    )
 
 
 def new_account_from_body() -> Resolver:

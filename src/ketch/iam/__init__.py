@@ -29,6 +29,7 @@ from ketch.iam.authorizer import (
     decide,
     guardrail_governs,
     is_caller_or_own_group,
+    move_escapes_guardrails,
     ou_id_of,
 )
 from ketch.iam.builtin import EXAMPLE_GUARDRAILS
@@ -102,6 +103,7 @@ __all__ = [
     "list_tokens",
     "list_users",
     "login",
+    "move_escapes_guardrails",
     "ou_id_of",
     "remove_group_member",
     "revoke_token",

@@ -119,6 +119,34 @@ def request_context(
     return context
 
 
+def move_escapes_guardrails(
+    compiled: CompiledPolicies,
+    caller: Caller,
+    source_ou: str,
+    destination_ou: str | None,
+    *,
+    restages: bool = False,
+) -> bool:
+    """Whether moving something from below ``source_ou`` to below ``destination_ou`` (or
+    changing its stage, which stage-conditioned guardrails read) would take it out from
+    under a guardrail that governs the caller.
+
+    Guardrails attached at ``source_ou`` or above and not also above the destination are
+    left behind by the move; with ``restages`` every guardrail above the source counts.
+    """
+    above_source = set(_ou_chain(compiled, source_ou))
+    above_destination = (
+        set(_ou_chain(compiled, destination_ou)) if destination_ou is not None else above_source
+    )
+    for guardrail in compiled.facts.guardrails:
+        if guardrail.ou_id not in above_source:
+            continue
+        left_behind = guardrail.ou_id not in above_destination
+        if (left_behind or restages) and guardrail_governs(compiled, caller, guardrail.ou_id):
+            return True
+    return False
+
+
 def _ou_chain(compiled: CompiledPolicies, ou_id: str) -> list[str]:
     """``ou_id`` and its ancestors up to the root."""
     ous = compiled.facts.org.ous

@@ -111,7 +111,13 @@ _OWN_TOKENS = frozenset({Action.CREATE_TOKEN, Action.LIST_TOKENS, Action.REVOKE_
 _DELETE_USER = frozenset({Action.DELETE_USER})
 _SELF_CHANGES = frozenset({Action.ADD_GROUP_MEMBER, Action.CREATE_ASSIGNMENT})
 _GUARDRAIL_CHANGES = frozenset(
-    {Action.CREATE_GUARDRAIL, Action.UPDATE_GUARDRAIL, Action.DELETE_GUARDRAIL}
+    {
+        Action.CREATE_GUARDRAIL,
+        Action.UPDATE_GUARDRAIL,
+        Action.DELETE_GUARDRAIL,
+        Action.UPDATE_ACCOUNT,  # flagged only when a move or a new stage escapes a guardrail
+        Action.UPDATE_OU,
+    }
 )
 
 

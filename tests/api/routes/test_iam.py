@@ -632,3 +632,80 @@ def test_an_ou_that_grants_or_guardrails_point_at_is_not_deleted(
     _ok(http.delete(f"{API}/guardrails/held", headers=auth_headers), 204)
     _ok(http.delete(f"{API}/ous/{ou['id']}", headers=auth_headers), 204)
     _ok(http.get(f"{API}/organization", headers=auth_headers))
+
+
+# -- moves and stage changes that would escape a guardrail ------------------------------
+
+
+@pytest.fixture
+def sandboxed(
+    http: TestClient, auth_headers: Headers, sign_in: Callable[[str], Headers]
+) -> Headers:
+    """Account sbx (stage sandbox) in OU sandbox under two guardrails; dave is its
+    AccountAdmin. Returns dave's headers."""
+    body = {"id": "sbx", "stage": "sandbox", "ou": "sandbox", "create_missing_ous": True}
+    _ok(http.post(f"{API}/accounts", json=body, headers=auth_headers), 201)
+    _ok(http.post(f"{API}/ous", json={"name": "elsewhere"}, headers=auth_headers), 201)
+    dave = sign_in("dave")
+    _ok(_assign(http, auth_headers, "AccountAdmin", "dave", "sbx"), 201)
+    no_close = 'forbid(principal, action == Ketch::Action::"CloseAccount", resource in ?resource);'
+    for guardrail in (
+        {"name": "no-close", "policy_text": no_close, "ou": "sandbox"},
+        {"name": "size", "example": "sandbox-instance-size-limit", "ou": "sandbox"},
+    ):
+        _ok(http.post(f"{API}/guardrails", json=guardrail, headers=auth_headers), 201)
+    return dave
+
+
+@pytest.mark.parametrize(
+    "change", [{"stage": "dev"}, {"ou": ""}, {"ou": "elsewhere"}, {"ou": "", "stage": "dev"}]
+)
+def test_an_account_admin_cannot_move_or_restage_an_account_out_from_under_its_guardrails(
+    http: TestClient, auth_headers: Headers, sandboxed: Headers, change: dict[str, str]
+) -> None:
+    refused = http.patch(f"{API}/accounts/sbx", json=change, headers=sandboxed)
+
+    assert_envelope(refused, 403, "AccessDenied")
+    account = _ok(http.get(f"{API}/accounts/sbx", headers=auth_headers))
+    assert (account["stage"], account["ou_path"]) == ("sandbox", "sandbox")
+    assert_envelope(http.post(f"{API}/accounts/sbx/close", headers=sandboxed), 403, "AccessDenied")
+    # what does not touch a guardrail stays the account admin's to change
+    _ok(http.patch(f"{API}/accounts/sbx", json={"display_name": "Sandbox"}, headers=sandboxed))
+    # the organisation admin may move it
+    _ok(http.patch(f"{API}/accounts/sbx", json=change, headers=auth_headers))
+
+
+def test_an_ou_admin_cannot_move_their_ou_out_from_under_a_guardrail_above_it(
+    http: TestClient, auth_headers: Headers, teams: None, sign_in: Callable[[str], Headers]
+) -> None:
+    no_close = 'forbid(principal, action == Ketch::Action::"CloseAccount", resource in ?resource);'
+    guardrail = {"name": "teams-keep-accounts", "policy_text": no_close, "ou": "teams"}
+    _ok(http.post(f"{API}/guardrails", json=guardrail, headers=auth_headers), 201)
+    dave = sign_in("dave")
+    _ok(_assign(http, auth_headers, "OrgAdmin", "dave", "teams/fraud", target_type="ou"), 201)
+    fraud = _ok(http.get(f"{API}/ous", params={"path": "teams/fraud"}, headers=auth_headers))
+    fraud_id = fraud["items"][0]["id"]
+
+    refused = http.patch(f"{API}/ous/{fraud_id}", json={"parent": ""}, headers=dave)
+
+    assert_envelope(refused, 403, "AccessDenied")
+    assert _ok(http.get(f"{API}/ous/{fraud_id}", headers=auth_headers))["path"] == "teams/fraud"
+    assert_envelope(http.post(f"{API}/accounts/fraud-dev/close", headers=dave), 403, "AccessDenied")
+    # within the guardrail's reach, the OU admin may still reorganise their own OUs
+    _ok(http.patch(f"{API}/ous/{fraud_id}", json={"name": "fraud-team"}, headers=dave))
+
+
+def test_moving_an_account_needs_the_right_to_place_one_at_the_destination(
+    http: TestClient, auth_headers: Headers, teams: None, sign_in: Callable[[str], Headers]
+) -> None:
+    """dave administers teams/fraud only: he may not push its account into churn's OU."""
+    dave = sign_in("dave")
+    _ok(_assign(http, auth_headers, "OrgAdmin", "dave", "teams/fraud", target_type="ou"), 201)
+
+    refused = http.patch(f"{API}/accounts/fraud-dev", json={"ou": "teams/churn"}, headers=dave)
+
+    assert_envelope(refused, 403, "AccessDenied")
+    assert "CreateAccount" in refused.json()["error"]["message"]
+    account = _ok(http.get(f"{API}/accounts/fraud-dev", headers=auth_headers))
+    assert account["ou_path"] == "teams/fraud/dev"
+    _ok(http.patch(f"{API}/accounts/fraud-dev", json={"ou": "teams/fraud/prod"}, headers=dave))

@@ -102,8 +102,11 @@ def describe_ou(
 def update_ou(
     ou_id: str,
     body: OUUpdate,
-    guard: Annotated[Guard, Depends(authorize(Action.UPDATE_OU, resources.ou_from_path()))],
+    guard: Annotated[Guard, Depends(authorize(Action.UPDATE_OU, resources.ou_change_from_path()))],
 ) -> OU:
+    if body.parent is not None:
+        destination = resources.ou_destination(guard.compiled, body.parent)
+        guard.require(Action.CREATE_OU, destination, f"OU '{body.parent or '(root)'}'")
     with guard.write() as uow:
         return org.update_ou(uow, ou_id, name=body.name, parent=body.parent)
 
@@ -178,9 +181,12 @@ def update_account(
     account_id: str,
     body: AccountUpdate,
     guard: Annotated[
-        Guard, Depends(authorize(Action.UPDATE_ACCOUNT, resources.account_from_path()))
+        Guard, Depends(authorize(Action.UPDATE_ACCOUNT, resources.account_change_from_path()))
     ],
 ) -> Account:
+    if body.ou is not None:
+        destination = resources.account_destination(guard.compiled, account_id, body.ou)
+        guard.require(Action.CREATE_ACCOUNT, destination, f"OU '{body.ou or '(root)'}'")
     with guard.write() as uow:
         return org.update_account(uow, account_id, body)
 
