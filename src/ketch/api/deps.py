@@ -75,8 +75,8 @@ ContextDep = Annotated[AppContext, Depends(get_context)]
 class Target:
     """A resolved resource: its Cedar entity, stored owner account and KRN.
 
-    ``not_found`` is the message a missing resource of this kind gets; when set, a
-    denial to a caller who cannot even see ``account`` answers 404 with it.
+    ``hidden_as_missing``: a denial to a caller who cannot even see ``account`` answers
+    404, word for word as if the account did not exist.
     ``subject_is_caller`` and ``guardrail_governs_caller`` are what the resolver
     learnt about self-escalation (they enter the Cedar context); ``instance_type`` is
     the size a request asks for. ``audit_account`` names the account in the audit
@@ -86,7 +86,7 @@ class Target:
     resource: ResourceRef
     account: str | None = None
     krn: str | None = None
-    not_found: str | None = None
+    hidden_as_missing: bool = False
     subject_is_caller: bool = False
     guardrail_governs_caller: bool = False
     instance_type: str | None = None
@@ -394,10 +394,11 @@ def authorize(
         error: KetchError = Forbidden(
             f"{caller.name} is not allowed to perform {action.value} on this resource{because}"
         )
-        if target.not_found is not None and target.account is not None:
+        if target.hidden_as_missing and target.account is not None:
             account = Target(ResourceRef("Account", target.account), account=target.account)
             if not guard.can(Action.DESCRIBE_ACCOUNT, account):
-                error = NotFound(target.not_found)
+                # Word for word what a missing account gets: nothing tells them apart.
+                error = NotFound(f"account '{target.account}' does not exist")
         guard.refuse(error)
 
     setattr(dependency, ACTION_ATTRIBUTE, action)

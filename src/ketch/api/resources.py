@@ -123,7 +123,7 @@ def account_from_path(param: str = "account_id") -> Resolver:
             ResourceRef("Account", account_id),
             account=account_id,
             krn=krn("", "account", account_id),
-            not_found=message,
+            hidden_as_missing=True,
         )
 
     return resolve
@@ -256,7 +256,7 @@ def assignment_target(
         resource,
         account=account,
         krn=krn("", "assignment", entity_id.removeprefix("new:")),
-        not_found=f"account '{account}' does not exist" if account else None,
+        hidden_as_missing=account is not None,
     )
 
 
@@ -332,7 +332,7 @@ def artifact_from_path(account_param: str = "account_id", key_param: str = "key"
             ResourceRef("Artifact", str(uri), "Account", account_id),
             account=account_id,
             krn=f"krn:ketch:{account_id}:artifact/{key}",
-            not_found=f"artifact '{uri}' does not exist",
+            hidden_as_missing=True,
         )
 
     return resolve
@@ -350,7 +350,7 @@ def artifacts_in_account(account_param: str = "account_id") -> Resolver:
             ResourceRef("Artifact", str(ArtifactUri(account_id, "")), "Account", account_id),
             account=account_id,
             krn=f"krn:ketch:{account_id}:artifact/",
-            not_found=message,
+            hidden_as_missing=True,
         )
 
     return resolve
@@ -365,7 +365,7 @@ def _job_target(r: Resolution, entity_type: str, krn_type: str, name: str) -> Ta
         ResourceRef(entity_type, name_krn, "Account", account_id),
         account=account_id,
         krn=name_krn,
-        not_found=f"{krn_type} '{name}' does not exist in {account_id}",
+        hidden_as_missing=True,
     )
 
 

@@ -178,8 +178,14 @@ def test_other_accounts_and_anonymous_callers_see_nothing(
         f"{API}/auth/login", json={"username": "mallory", "password": PASSWORD}
     ).json()["token"]
     mallory = {"Authorization": f"Bearer {token}"}
-    assert_envelope(http.get(_url(account, "secret.csv"), headers=mallory), 404, "NotFound")
-    assert_envelope(http.get(_url("nope-account", "secret.csv"), headers=mallory), 404, "NotFound")
+    hidden = http.get(_url(account, "secret.csv"), headers=mallory)
+    missing = http.get(_url("nope-account", "secret.csv"), headers=mallory)
+    assert_envelope(hidden, 404, "NotFound")
+    assert_envelope(missing, 404, "NotFound")
+    # word for word what a missing account gets: the answer does not tell them apart
+    assert hidden.json()["error"]["message"].replace(account, "X") == missing.json()["error"][
+        "message"
+    ].replace("nope-account", "X")
     assert_envelope(
         http.put(_url(account, "planted.csv"), content=b"p", headers={**mallory, **BINARY}),
         404,
