@@ -58,11 +58,13 @@ def page_of(
 ) -> tuple[list[T], str | None]:
     """One page of a list held in memory (small, bounded lists such as permission sets).
 
-    ``items`` must be ordered by ``key``, and keys unique; returns the page and its
-    ``next_token``.
+    Keys must be unique; returns the page (in key order) and its ``next_token``. The
+    items are sorted here, by code point as the token compares: a database's collation
+    may order mixed-case names otherwise, and the pages would then skip some.
     """
     after = decode_token(listing, next_token)
-    remaining = [item for item in items if after is None or key(item) > after]
+    ordered = sorted(items, key=key)
+    remaining = [item for item in ordered if after is None or key(item) > after]
     page = remaining[:max_results]
     last = key(page[-1]) if page and len(remaining) > max_results else None
     return page, encode_token(listing, last)
