@@ -12,7 +12,8 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ketch.core.errors import InvalidInput, NotFound, Throttled, Unauthenticated
 from ketch.core.ids import hash_secret, new_id
@@ -462,17 +463,32 @@ def check_login_allowed(uow: UnitOfWork, username: str) -> None:
 
 
 def record_login_failure(uow: UnitOfWork, username: str) -> None:
-    """Count a failure (in its own transaction: the caller's request fails)."""
+    """Count a failure (in its own transaction: the caller's request fails).
+
+    One atomic upsert: concurrent failures for a new user name neither collide on the key
+    nor overwrite each other's count (a read-then-write would, under READ COMMITTED).
+    """
     now = uow.clock.now()
-    row = _throttle_row(uow, username)
-    if row is None:
-        row = LoginThrottleRow(username=username[:128], failures=0, last_failure_at=now)
-        uow.session.add(row)
-    row.failures += 1
-    row.last_failure_at = now
-    if row.failures >= THROTTLE_AFTER:
-        delay = THROTTLE_BASE * 2 ** min(row.failures - THROTTLE_AFTER, 20)
-        row.blocked_until = now + min(delay, THROTTLE_MAX)
+    name = username[:128]
+    dialect = postgresql if uow.session.get_bind().dialect.name == "postgresql" else sqlite
+    table = LoginThrottleRow.__table__
+    counted = (
+        dialect.insert(table)
+        .values(username=name, failures=1, last_failure_at=now)
+        .on_conflict_do_update(
+            index_elements=[table.c.username],
+            set_={"failures": table.c.failures + 1, "last_failure_at": now},
+        )
+        .returning(table.c.failures)
+    )
+    failures = uow.session.execute(counted).scalar_one()
+    if failures >= THROTTLE_AFTER:
+        delay = min(THROTTLE_BASE * 2 ** min(failures - THROTTLE_AFTER, 20), THROTTLE_MAX)
+        uow.session.execute(
+            update(LoginThrottleRow)
+            .where(LoginThrottleRow.username == name)
+            .values(blocked_until=now + delay)
+        )
 
 
 def verify_login(uow: UnitOfWork, *, username: str, password: str) -> str | None:
