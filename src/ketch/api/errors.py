@@ -33,18 +33,8 @@ STATUS_OF: dict[ErrorCode, int] = {
     ErrorCode.SERVICE_UNAVAILABLE: 503,
 }
 
-_CODE_OF_STATUS = {
-    400: ErrorCode.VALIDATION_ERROR,
-    401: ErrorCode.UNAUTHENTICATED,
-    403: ErrorCode.ACCESS_DENIED,
-    404: ErrorCode.NOT_FOUND,
-    405: ErrorCode.METHOD_NOT_ALLOWED,
-    409: ErrorCode.CONFLICT,
-    413: ErrorCode.PAYLOAD_TOO_LARGE,
-    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-    429: ErrorCode.THROTTLED,
-    503: ErrorCode.SERVICE_UNAVAILABLE,
-}
+_CODE_OF_STATUS = {status: code for code, status in reversed(STATUS_OF.items())}
+"""The code an HTTP error of a status gets: the first listed for it in ``STATUS_OF``."""
 
 
 def envelope(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ketch.api.errors import STATUS_OF
 from ketch.core.errors import ErrorCode
 from ketch.core.ids import accept_request_id
 from ketch.core.logging import request_id_var
@@ -29,11 +30,6 @@ SECURITY_HEADERS = (
     ("Permissions-Policy", "interest-cohort=()"),
 )
 
-_STATUS = {
-    ErrorCode.INVALID_HOST: 400,
-    ErrorCode.PAYLOAD_TOO_LARGE: 413,
-    ErrorCode.INTERNAL_ERROR: 500,
-}
 _INTERNAL_MESSAGE = "internal error; quote the request id when reporting it"
 
 
@@ -51,7 +47,7 @@ async def _send_error(send: Send, code: ErrorCode, message: str, request_id: str
     await send(
         {
             "type": "http.response.start",
-            "status": _STATUS[code],
+            "status": STATUS_OF[code],
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
