@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import func, select
 
 from ketch import compute, org
 from ketch.compute import queue
@@ -189,3 +191,48 @@ def test_a_stopped_queued_job_cannot_then_be_claimed(jobs: UnitOfWorkFactory) ->
     with jobs() as r:
         row = r.session.get(JobRow, job_id)
         assert row is not None and row.status == "Stopped" and row.ended_at is not None
+
+
+CLAIMERS = 6
+ROUNDS = 5
+
+
+def test_concurrent_claimers_never_exceed_capacity(jobs: UnitOfWorkFactory) -> None:
+    """Controllers claiming at the same moment each count what runs: without one lock
+    around count-then-claim, two of them both see a free slot and fill it twice."""
+    capacity = Capacity(per_account=100, default_per_instance_type=3)
+    for account in ("team-a", "team-b", "team-c"):
+        submit(jobs, account, CLAIMERS * ROUNDS)
+    for _ in range(ROUNDS):
+        start = threading.Barrier(CLAIMERS)
+        held: list[Claim] = []
+        errors: list[BaseException] = []
+
+        def claimer(
+            n: int,
+            start: threading.Barrier = start,
+            held: list[Claim] = held,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            try:
+                start.wait(timeout=10)
+                while (got := claim(jobs, capacity, owner=f"ctl-{n}")) is not None:
+                    held.append(got)
+            except BaseException as exc:  # reported below, not lost in the thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=claimer, args=(n,)) for n in range(CLAIMERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not errors, errors
+        with jobs() as r:
+            running = r.session.scalar(
+                select(func.count())
+                .select_from(JobRow)
+                .where(JobRow.status.in_([s.value for s in queue.ACTIVE]))
+            )
+        assert (len(held), running) == (3, 3)
+        for claimed in held:
+            finish(jobs, claimed)

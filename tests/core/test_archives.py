@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -108,3 +109,49 @@ def test_packing_refuses_a_link_in_the_folder(tmp_path: Path) -> None:
     with pytest.raises(UnsafeArchive, match="not a file or folder"):
         pack_folder(model, tmp_path / "model.tar.gz")
     assert not (tmp_path / "model.tar.gz").exists()
+
+
+def test_tick_is_called_per_member_and_per_mib(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    for i in range(5):
+        (model / f"small-{i}.txt").write_text(str(i))
+    (model / "weights.bin").write_bytes(os.urandom(3 * 1024 * 1024))  # incompressible
+    ticks: list[str] = []
+    archive = pack_folder(model, tmp_path / "model.tar.gz", tick=lambda: ticks.append("pack"))
+    assert ticks.count("pack") >= 6 + 3  # six members, three MiB of weights
+    checked = extract_archive(archive, tmp_path / "out", tick=lambda: ticks.append("extract"))
+    assert checked.members == 6
+    # Checked, then extracted: each pass ticks per member and per whole MiB read (of
+    # the ~3 MiB archive, at least two whole MiB by the end of the last member).
+    assert ticks.count("extract") >= 2 * (6 + 2)
+    assert (tmp_path / "out" / "weights.bin").read_bytes() == (model / "weights.bin").read_bytes()
+
+
+class Stop(Exception):
+    pass
+
+
+def test_what_tick_raises_stops_the_work_unchanged(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    for i in range(3):
+        (model / f"f{i}").write_text("x")
+    archive = pack_folder(model, tmp_path / "model.tar.gz")
+    calls = iter(range(100))
+
+    def tick() -> None:
+        if next(calls) == 4:  # in the extraction pass, after the check's three members
+            raise Stop
+
+    with pytest.raises(Stop):
+        extract_archive(archive, tmp_path / "out", tick=tick)
+    assert len(list((tmp_path / "out").iterdir())) < 3
+
+    def refuse() -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        pack_folder(model, tmp_path / "again.tar.gz", tick=refuse)
+    assert not (tmp_path / "again.tar.gz").exists()
+    assert [p.name for p in tmp_path.iterdir() if "again" in p.name] == []

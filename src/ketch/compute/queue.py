@@ -12,9 +12,13 @@ fence on every write; a write with a stale fence changes nothing and says so. A 
 whose lease expired (its controller died) is taken over by another controller, which
 bumps the fence again: the old holder, if it comes back, can no longer write.
 
-On PostgreSQL a claim locks the chosen row with ``FOR UPDATE SKIP LOCKED``; on SQLite
-the write transaction itself is exclusive. Either way a claim is a compare-and-set on
-the status, so no job is claimed twice.
+A claim counts what runs, then takes a job if a slot is free: two claims must not count
+at the same time, or both see the last free slot and fill it twice. On SQLite the write
+transaction is exclusive already (``BEGIN IMMEDIATE``); on PostgreSQL a claim first takes
+a transaction-scoped advisory lock (:data:`CLAIM_LOCK`), so claims queue for a moment
+while every other query goes on, and each claim's counts (read committed) include the
+claims committed before it. The chosen row is still locked with ``FOR UPDATE SKIP
+LOCKED`` and moved by a compare-and-set on its status, so no job is claimed twice.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ ACTIVE = (
 )
 """States in which an attempt holds a slot and a lease."""
 FINAL = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED)
+CLAIM_LOCK = int.from_bytes(b"ketchjob", "big")
+"""The PostgreSQL advisory lock key (a bigint) that serialises claims, held to commit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +88,16 @@ def record_transition(
 def claim_next(
     uow: UnitOfWork, *, owner: str, lease: timedelta, capacity: Capacity
 ) -> Claim | None:
-    """The next job by fair share, moved to ``Starting`` and leased to ``owner``."""
+    """The next job by fair share, moved to ``Starting`` and leased to ``owner``.
+
+    Claims are serialised (see the module docstring), so concurrent controllers never
+    run more than ``capacity`` allows. Call it in a write unit of work.
+    """
     now = uow.clock.now()
     session = uow.session
+    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    if postgres:  # before anything is counted; see the module docstring
+        session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
     active = [s.value for s in ACTIVE]
     running = dict(
         session.execute(
@@ -126,7 +139,7 @@ def claim_next(
         .order_by(JobRow.queued_at, JobRow.id)
         .limit(1)
     )
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    if postgres:
         query = query.with_for_update(skip_locked=True)
     job = session.scalars(query).first()
     if job is None:

@@ -7,20 +7,42 @@ FIFOs, and limits on the member count, the total size and the expansion ratio (a
 "zip bomb" of a few KiB that expands to terabytes). Extraction then runs with Python's
 ``data`` filter as a second lock. Packing is deterministic (sorted names, fixed owners
 and times), so the same folder always gives the same bytes and the same checksum.
+
+Each function takes an optional ``tick``, called before every member and after every MiB
+read: a job's runner renews its lease there (an archive of many gigabytes outlasts any
+lease), and whatever ``tick`` raises stops the work and propagates unchanged.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import stat
 import tarfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, TypeVar
 
 from ketch.core.errors import InvalidInput
 
-__all__ = ["ArchiveLimits", "UnsafeArchive", "check_archive", "extract_archive", "pack_folder"]
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+__all__ = [
+    "ArchiveLimits",
+    "Tick",
+    "UnsafeArchive",
+    "check_archive",
+    "extract_archive",
+    "pack_folder",
+]
+
+Tick = Callable[[], None]
+"""Called every so often during long work (see the module docstring)."""
+TICK_BYTES = 1024 * 1024
+T = TypeVar("T")
 
 
 class UnsafeArchive(InvalidInput):
@@ -43,15 +65,17 @@ class ArchiveSummary:
     total_bytes: int
 
 
-def check_archive(path: Path, limits: ArchiveLimits = ArchiveLimits()) -> ArchiveSummary:
+def check_archive(
+    path: Path, limits: ArchiveLimits = ArchiveLimits(), *, tick: Tick | None = None
+) -> ArchiveSummary:
     """Every member of the tar (any compression) at ``path`` checked; :class:`UnsafeArchive`
     names the first offence."""
     name = path.name
     members = 0
     total = 0
     try:
-        with tarfile.open(path, mode="r:*") as archive:
-            for member in archive:
+        with _TickingReader(path, tick) as raw, tarfile.open(fileobj=raw, mode="r:*") as archive:
+            for member in _ticking(archive, tick):
                 members += 1
                 if members > limits.max_members:
                     raise UnsafeArchive(f"{name} has more than {limits.max_members} members")
@@ -89,13 +113,17 @@ def _check_member(archive: str, member: tarfile.TarInfo) -> None:
 
 
 def extract_archive(
-    path: Path, destination: Path, limits: ArchiveLimits = ArchiveLimits()
+    path: Path,
+    destination: Path,
+    limits: ArchiveLimits = ArchiveLimits(),
+    *,
+    tick: Tick | None = None,
 ) -> ArchiveSummary:
     """Check the archive whole, then extract it into ``destination`` (created, 0700)."""
-    summary = check_archive(path, limits)
+    summary = check_archive(path, limits, tick=tick)
     destination.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with tarfile.open(path, mode="r:*") as archive:
-        archive.extractall(destination, filter="data")
+    with _TickingReader(path, tick) as raw, tarfile.open(fileobj=raw, mode="r:*") as archive:
+        archive.extractall(destination, members=_ticking(archive, tick), filter="data")
     return summary
 
 
@@ -106,6 +134,7 @@ def pack_folder(
     leave_out: frozenset[str] = frozenset(),
     skip_links: bool = False,
     folder_entries: bool = True,
+    tick: Tick | None = None,
 ) -> Path:
     """``folder``'s content as a gzip tar at ``destination`` (members relative to the
     folder, as SageMaker's ``model.tar.gz``), written whole or not at all.
@@ -124,7 +153,7 @@ def pack_folder(
             gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed,
             tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
         ):
-            for path in _sorted_tree(folder, leave_out):
+            for path in _ticking(_sorted_tree(folder, leave_out), tick):
                 relative = path.relative_to(folder).as_posix()
                 info = archive.gettarinfo(str(path), arcname=relative)
                 if not (info.isfile() or info.isdir()):
@@ -138,7 +167,7 @@ def pack_folder(
                 info.mtime = 0
                 info.mode = 0o755 if info.isdir() or info.mode & stat.S_IXUSR else 0o644
                 if info.isfile():
-                    with path.open("rb") as handle:
+                    with _TickingReader(path, tick) as handle:
                         archive.addfile(info, handle)
                 else:
                     archive.addfile(info)
@@ -156,3 +185,36 @@ def _sorted_tree(folder: Path, leave_out: frozenset[str]) -> list[Path]:
         found += [base / d for d in dirs]
         found += [base / f for f in sorted(files)]
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def _ticking(items: Iterable[T], tick: Tick | None) -> Iterator[T]:
+    """``items``, with ``tick`` called before each."""
+    for item in items:
+        if tick is not None:
+            tick()
+        yield item
+
+
+class _TickingReader(io.FileIO):
+    """A file opened for reading that calls ``tick`` after each MiB read from it."""
+
+    def __init__(self, path: Path, tick: Tick | None) -> None:
+        super().__init__(path, "rb")
+        self._tick = tick
+        self._unticked = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = super().read(size)
+        self._count(len(data))
+        return data
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        read = super().readinto(buffer)
+        self._count(read)
+        return read
+
+    def _count(self, read: int) -> None:
+        self._unticked += read
+        if self._tick is not None and self._unticked >= TICK_BYTES:
+            self._unticked = 0
+            self._tick()

@@ -21,7 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from ketch.compute.executors import AttemptState, AttemptStatus, Executor, Handle, Launch
+from ketch.compute.executors import (
+    AttemptExists,
+    AttemptState,
+    AttemptStatus,
+    Executor,
+    Handle,
+    Launch,
+)
 from ketch.compute.executors.local import LocalExecutor
 from ketch.core.instances import INSTANCE_TYPES, InstanceType
 
@@ -329,6 +336,85 @@ def test_a_lost_attempt_is_lost(
     status = finished(executor, handle)
     assert status.state is AttemptState.LOST
     assert status.reason
+
+
+LEAVE_PIDS = """
+import os, subprocess, time
+child = subprocess.Popen(["sleep", "60"])
+mark = os.path.join(os.environ["MARK"], "pids")
+open(mark + ".tmp", "w").write(f"{os.getpid()} {child.pid}")
+os.replace(mark + ".tmp", mark)
+time.sleep(60)
+"""
+COUNT_RUNS = """
+import os
+with open(os.path.join(os.environ["MARK"], "runs"), "a") as runs:
+    runs.write("ran\\n")
+"""
+
+
+def test_a_lost_attempt_leaves_nothing_running(
+    executor: Executor, backend: Backend, run: Callable[..., Handle], tmp_path: Path
+) -> None:
+    """Whatever lost the attempt, its code does not run on beside the retry that follows."""
+    handle = run(LEAVE_PIDS)
+    pids = [int(pid) for pid in wait_for_file(tmp_path / "pids").split()]
+    assert all(alive(pid) for pid in pids)
+    backend.lose(handle)
+    assert finished(executor, handle).state is AttemptState.LOST
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(alive(pid) for pid in pids), "the lost attempt's processes live on"
+    assert backend.new().status(handle).state is AttemptState.LOST  # and it stays lost
+
+
+def test_an_attempt_id_starts_only_once(
+    executor: Executor, new_executor: Factory, run: Callable[..., Handle], tmp_path: Path
+) -> None:
+    handle = run(COUNT_RUNS, attempt_id="job-once")
+    with pytest.raises(AttemptExists):
+        run(COUNT_RUNS, attempt_id="job-once")
+    restarted = new_executor()
+    with pytest.raises(AttemptExists):
+        restarted.start(
+            Launch(
+                attempt_id="job-once",
+                argv=(sys.executable, "-c", COUNT_RUNS),
+                env={"PATH": os.defpath, "MARK": str(tmp_path)},
+                cwd=tmp_path,
+                log_path=tmp_path / "job.log",
+                instance=INSTANCE_TYPES["cpu.small"],
+                max_runtime_seconds=60,
+            )
+        )
+    assert finished(executor, handle).state is AttemptState.SUCCEEDED
+    with pytest.raises(AttemptExists):  # not even once it has ended
+        run(COUNT_RUNS, attempt_id="job-once")
+    assert (tmp_path / "runs").read_text() == "ran\n"
+
+
+def test_find_gives_the_attempt_to_a_new_executor(
+    new_executor: Factory, run: Callable[..., Handle], tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    code = f"""
+import os, time
+while not os.path.exists({str(release)!r}):
+    time.sleep(0.01)
+raise SystemExit(4)
+"""
+    run(code, attempt_id="job-found")
+    restarted = new_executor()
+    assert restarted.find("job-never-started") is None
+    found = restarted.find("job-found")
+    assert found is not None
+    assert restarted.status(found).state is AttemptState.RUNNING
+    release.touch()
+    status = finished(restarted, found)
+    assert (status.state, status.exit_code) == (AttemptState.FAILED, 4)
+    again = new_executor().find("job-found")
+    assert again is not None and new_executor().status(again) == status
 
 
 def _group_exists(pgid: int) -> bool:

@@ -1,19 +1,22 @@
-"""What only :class:`LocalExecutor` promises: private launch files, a plain JSON handle,
-and a reused pid never taken for the supervisor (the shared contract is in
+"""What only :class:`LocalExecutor` promises: private launch files deleted once read, a
+plain JSON handle, a reused pid never taken for the supervisor, one folder per attempt id,
+and a start that died half-way found as lost (the shared contract is in
 ``test_conformance.py``)."""
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import stat
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from ketch.compute.executors import AttemptState, Launch
+from ketch.compute.executors import AttemptExists, AttemptState, Launch, local
 from ketch.compute.executors.local import LocalExecutor
 from ketch.core.instances import INSTANCE_TYPES
 
@@ -35,14 +38,26 @@ def launch(tmp_path: Path, code: str = "pass") -> Launch:
     )
 
 
-def test_the_launch_description_is_private(executor: LocalExecutor, tmp_path: Path) -> None:
-    handle = executor.start(launch(tmp_path))
+def test_the_launch_description_is_private_and_gone_once_read(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    code = "import os; print(os.environ['SECRET'] == 's3cr3t')"
+    handle = executor.start(launch(tmp_path, code))
     folder = Path(json.loads(handle)["folder"])
     assert executor.wait(handle, timeout=10).state is AttemptState.SUCCEEDED
+    assert "True" in (tmp_path / "job.log").read_text(), "the job saw its environment"
     assert folder.parent == tmp_path / "state", "the attempt id must not escape state_dir"
-    assert stat.S_IMODE((folder / "launch.json").stat().st_mode) == 0o600
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    assert json.loads((folder / "launch.json").read_text())["env"] == {"SECRET": "s3cr3t"}
+    assert not (folder / "launch.json").exists()
+    for path in folder.iterdir():
+        assert b"s3cr3t" not in path.read_bytes(), f"{path.name} keeps the job's secret"
+
+
+def test_launch_files_are_private_from_the_first_byte(tmp_path: Path) -> None:
+    path = tmp_path / "launch.json"
+    local._write_private(path, {"env": {"SECRET": "s3cr3t"}})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["launch.json"]
 
 
 def test_the_handle_survives_a_json_round_trip(executor: LocalExecutor, tmp_path: Path) -> None:
@@ -88,3 +103,61 @@ def test_a_command_that_cannot_start_fails_with_the_reason(
 def test_a_malformed_handle_is_rejected(executor: LocalExecutor) -> None:
     with pytest.raises(ValueError, match="not a local executor handle"):
         executor.status('{"pid": "x"}')
+
+
+def test_each_attempt_id_has_its_own_folder(executor: LocalExecutor) -> None:
+    alike = ["job/1", "job_1", "job 1", "x" * 200, "x" * 201]
+    folders = {executor._folder(attempt_id) for attempt_id in alike}
+    assert len(folders) == len(alike)
+    assert all(folder.parent == executor.state_dir for folder in folders)
+    assert executor._folder("job/1") == LocalExecutor(executor.state_dir)._folder("job/1")
+
+
+def test_a_start_that_died_before_its_supervisor_is_found_lost(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    """The server died between creating the folder and starting the supervisor: the id is
+    taken for good, and its attempt is lost (never "not started", which would run it)."""
+    attempt = launch(tmp_path)
+    folder = executor._folder(attempt.attempt_id)
+    folder.mkdir(parents=True)
+    (folder / "launch.json").write_text('{"env": {"SECRET": "s3cr3t"}}')
+    handle = LocalExecutor(tmp_path / "state").find(attempt.attempt_id)
+    assert handle is not None
+    status = executor.status(handle)
+    assert status.state is AttemptState.LOST
+    assert status.reason is not None and "never ran" in status.reason
+    assert executor.wait(handle, timeout=1) == status
+    assert executor.find(attempt.attempt_id) == handle
+    assert not (folder / "launch.json").exists()
+    with pytest.raises(AttemptExists):
+        executor.start(attempt)
+    executor.stop(handle, grace_seconds=0)  # nothing to stop, and no error
+
+
+def test_find_waits_for_a_start_under_way(executor: LocalExecutor, tmp_path: Path) -> None:
+    attempt = launch(tmp_path)
+    folder = executor._folder(attempt.attempt_id)
+    folder.mkdir(parents=True)
+    lock = os.open(folder / "start.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as start() holds it while it starts the supervisor
+    found: list[str | None] = []
+    finder = threading.Thread(target=lambda: found.append(executor.find(attempt.attempt_id)))
+    finder.start()
+    finder.join(timeout=0.3)
+    assert finder.is_alive(), "find must wait while a start holds the lock"
+    handle = json.dumps({"pid": 0, "start_time": 0, "folder": str(folder)})
+    (folder / "handle.json").write_text(handle)
+    os.close(lock)
+    finder.join(timeout=10)
+    assert found == [handle]
+
+
+def test_a_lost_attempt_is_recorded_as_lost(executor: LocalExecutor, tmp_path: Path) -> None:
+    folder = tmp_path / "state" / "gone"
+    folder.mkdir(parents=True)
+    gone = json.dumps({"pid": 2**22 + 1, "start_time": 1, "folder": str(folder)})
+    assert executor.status(gone).state is AttemptState.LOST
+    recorded = json.loads((folder / "result.json").read_text())
+    assert recorded["state"] == "lost"
+    assert LocalExecutor(tmp_path / "state").status(gone) == executor.status(gone)

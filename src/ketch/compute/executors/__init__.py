@@ -17,7 +17,7 @@ from typing import Protocol
 
 from ketch.core.instances import InstanceType
 
-__all__ = ["AttemptState", "AttemptStatus", "Executor", "Handle", "Launch"]
+__all__ = ["AttemptExists", "AttemptState", "AttemptStatus", "Executor", "Handle", "Launch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,10 @@ class AttemptStatus:
         return self.state is not AttemptState.RUNNING
 
 
+class AttemptExists(Exception):
+    """:meth:`Executor.start` was given an attempt id it had started before."""
+
+
 Handle = str
 """An executor's own reference to an attempt, kept in the database (JSON text)."""
 
@@ -72,7 +76,20 @@ class Executor(Protocol):
     name: str
 
     def start(self, launch: Launch) -> Handle:
-        """Start the attempt and return at once."""
+        """Start the attempt and return at once.
+
+        An attempt id starts at most once: starting it again raises :class:`AttemptExists`
+        (so a controller that crashed mid-start can never cause a second run of it).
+        """
+        ...
+
+    def find(self, attempt_id: str) -> Handle | None:
+        """The handle of the attempt started under ``attempt_id``, or None if none was.
+
+        Works from a fresh executor after a restart: a controller that took over a job
+        whose start was never recorded re-attaches to the attempt instead of running it
+        twice.
+        """
         ...
 
     def status(self, handle: Handle) -> AttemptStatus:

@@ -9,7 +9,8 @@ spent here is added to the job's start latency; it must not import ``ketch``.
 Files in the attempt folder:
 
 - ``launch.json`` (0600, written by the executor): argv, the complete environment, cwd,
-  log path, limits, the timeout grace;
+  log path, limits, the timeout grace; deleted here as soon as it is read, so the job's
+  environment (which may hold secrets) does not stay on disk while the job runs;
 - ``running.json`` (written here once the child is forked and signals are handled);
 - ``stop.json`` (written by the executor before it sends SIGTERM): the stop's grace;
 - ``result.json`` (written here, atomically, as the last act): exit code, state, reason.
@@ -63,7 +64,10 @@ SIGNAL_NAMES = {
 
 
 def main(folder: str) -> int:
-    launch = _read_json(os.path.join(folder, LAUNCH_FILE))
+    path = os.path.join(folder, LAUNCH_FILE)
+    launch = _read_json(path)
+    # It holds the job's environment (perhaps secrets): kept in memory only from here on.
+    os.unlink(path)
     signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
     child, error = _spawn(launch)
     if error is not None:

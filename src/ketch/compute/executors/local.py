@@ -1,30 +1,47 @@
 """Attempts as local processes, each under a supervisor that outlives the server.
 
-``start`` writes the launch description (``launch.json``, 0600: it holds the job's
-environment) into a fresh folder under ``state_dir`` and starts ``_supervisor.py`` there in
-a new session. The supervisor starts the user's command, applies the instance type's
-limits, enforces the runtime limit and stops, and writes ``result.json`` as its last act.
+``start`` creates the attempt's folder under ``state_dir``, named after the attempt id:
+creating it is the once-check (a second start of the id raises :class:`AttemptExists`,
+from any executor object), and a fresh executor finds it again by the id alone. It writes
+the launch description there (``launch.json``, 0600: it holds the job's environment, and
+the supervisor deletes it as soon as it has read it), starts ``_supervisor.py`` in a new
+session and records the handle in ``handle.json``. The supervisor starts the user's
+command, applies the instance type's limits, enforces the runtime limit and stops, and
+writes ``result.json`` as its last act.
+
 The handle is the supervisor's pid, its start time (so a reused pid is not taken for it)
 and the folder, which is all a fresh executor needs after a server restart: ``result.json``
-says how the attempt ended; a live supervisor means it is running; neither means it is lost.
+says how the attempt ended; a live supervisor means it is running; neither means it is
+lost. A supervisor killed with SIGKILL leaves the user's processes behind (they live in
+its session); they are killed before ``LOST`` is reported, and ``LOST`` is then recorded
+in ``result.json`` like any other end.
+
+``start`` holds an exclusive ``flock`` on ``start.lock`` from just after the folder exists
+until ``handle.json`` is written. ``find`` takes the same lock when it sees a folder without
+a handle: a start still under way finishes first, and a start that died (its lock died with
+it) is recorded as lost. So an attempt id, once taken, is never reported as unstarted and
+never started again.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import re
-import secrets
 import select
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ketch.compute.executors import AttemptState, AttemptStatus, Handle, Launch
+from ketch.compute.executors import AttemptExists, AttemptState, AttemptStatus, Handle, Launch
 
 __all__ = ["LocalExecutor"]
 
@@ -33,22 +50,31 @@ RESULT_FILE = "result.json"
 RUNNING_FILE = "running.json"
 STOP_FILE = "stop.json"
 LAUNCH_FILE = "launch.json"
+HANDLE_FILE = "handle.json"
+START_LOCK = "start.lock"
 POLL_SECONDS = 0.005
 """How often :meth:`LocalExecutor.wait` looks for a result when it cannot watch the process."""
+ORPHAN_DEATH_SECONDS = 2.0
+"""How long reporting a lost attempt waits for its SIGKILLed processes to be gone."""
 UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @dataclass(frozen=True, slots=True)
 class _Supervisor:
-    """What a handle holds: the supervisor process and the attempt's folder."""
+    """What a handle holds: the supervisor process and the attempt's folder.
+
+    A pid of 0 stands for an attempt whose supervisor never ran (see :func:`_give_up`).
+    """
 
     pid: int
     start_time: int
     folder: Path
 
     def to_handle(self) -> Handle:
-        data = {"pid": self.pid, "start_time": self.start_time, "folder": str(self.folder)}
-        return json.dumps(data)
+        return json.dumps(self.to_dict())
+
+    def to_dict(self) -> dict[str, object]:
+        return {"pid": self.pid, "start_time": self.start_time, "folder": str(self.folder)}
 
     @classmethod
     def from_handle(cls, handle: Handle) -> _Supervisor:
@@ -82,23 +108,49 @@ class LocalExecutor:
     def start(self, launch: Launch) -> Handle:
         if not launch.argv:
             raise ValueError("a launch needs a non-empty argv")
-        folder = self._new_folder(launch.attempt_id)
-        _write_private(folder / LAUNCH_FILE, self._describe(launch))
-        with open(folder / "supervisor.log", "ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(SUPERVISOR), str(folder)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                env={},  # the supervisor needs nothing, and must not see the server's secrets
-                cwd=folder,
-                start_new_session=True,
-            )
-        stat = _proc_stat(process.pid)
-        assert stat is not None, "an unreaped child always has /proc/<pid>/stat"
-        supervisor = _Supervisor(process.pid, int(stat[19]), folder)
+        folder = self._folder(launch.attempt_id)
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            raise AttemptExists(f"attempt {launch.attempt_id!r} was started before") from None
+        with _start_lock(folder):
+            if (folder / RESULT_FILE).exists():
+                # find() took the lock between our mkdir and our lock: it gave the start up.
+                raise AttemptExists(f"attempt {launch.attempt_id!r} was given up before it ran")
+            try:
+                _write_private(folder / LAUNCH_FILE, self._describe(launch))
+                process = self._spawn(folder)
+            except BaseException as exc:
+                _give_up_quietly(folder, f"its supervisor could not be started: {exc}")
+                raise
+            stat = _proc_stat(process.pid)
+            assert stat is not None, "an unreaped child always has /proc/<pid>/stat"
+            supervisor = _Supervisor(process.pid, int(stat[19]), folder)
+            try:
+                _write_private(folder / HANDLE_FILE, supervisor.to_dict())
+            except BaseException as exc:
+                # Nobody could find this attempt again, so it must not run at all.
+                process.kill()
+                process.wait()
+                _end_orphans(supervisor)
+                _give_up_quietly(folder, f"its handle could not be recorded: {exc}")
+                raise
         self._reap_in_background(process, supervisor)
         return supervisor.to_handle()
+
+    def find(self, attempt_id: str) -> Handle | None:
+        folder = self._folder(attempt_id)
+        if not folder.is_dir():
+            return None
+        handle = _read_handle(folder)
+        if handle is not None:
+            return handle
+        with _start_lock(folder):  # a start still under way finishes first
+            handle = _read_handle(folder)
+            if handle is None:
+                handle = _give_up(folder, "its start ended before the supervisor ran")
+        return handle
 
     def status(self, handle: Handle) -> AttemptStatus:
         supervisor = _Supervisor.from_handle(handle)
@@ -111,11 +163,19 @@ class LocalExecutor:
         result = _read_result(supervisor.folder)
         if result is not None:
             return result
+        # Gone without a result: killed, so it can never write one. End what it left.
+        killed = _end_orphans(supervisor)
         reason = f"the supervisor of attempt {supervisor.folder.name} is gone without a result"
+        if killed:
+            reason += f"; the {killed} process(es) it left running were killed"
+        (supervisor.folder / LAUNCH_FILE).unlink(missing_ok=True)  # it may hold secrets
+        _write_result(supervisor.folder, AttemptState.LOST, reason)
         return AttemptStatus(AttemptState.LOST, reason=reason)
 
     def wait(self, handle: Handle, timeout: float | None = None) -> AttemptStatus:
         supervisor = _Supervisor.from_handle(handle)
+        if (supervisor.folder / RESULT_FILE).exists():
+            return self.status(handle)
         with self._lock:
             exited = self._exited.get(supervisor.pid)
         if exited is not None:
@@ -136,13 +196,23 @@ class LocalExecutor:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _new_folder(self, attempt_id: str) -> Path:
-        """A new private folder per start, even if an attempt id is started twice."""
-        name = f"{UNSAFE.sub('_', attempt_id)[:100]}-{secrets.token_hex(4)}"
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        folder = self.state_dir / name
-        folder.mkdir(mode=0o700)
-        return folder
+    def _folder(self, attempt_id: str) -> Path:
+        """The attempt's folder: always the same for one id, never the same for two (a
+        readable prefix, then a digest of the exact id)."""
+        digest = hashlib.sha256(attempt_id.encode(errors="surrogatepass")).hexdigest()[:24]
+        return self.state_dir / f"{UNSAFE.sub('_', attempt_id)[:80]}-{digest}"
+
+    def _spawn(self, folder: Path) -> subprocess.Popen[bytes]:
+        with open(folder / "supervisor.log", "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-I", "-S", str(SUPERVISOR), str(folder)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env={},  # the supervisor needs nothing, and must not see the server's secrets
+                cwd=folder,
+                start_new_session=True,
+            )
 
     def _describe(self, launch: Launch) -> dict[str, object]:
         return {
@@ -174,7 +244,8 @@ class LocalExecutor:
 
 
 def _proc_stat(pid: int) -> list[str] | None:
-    """Fields 3… of ``/proc/<pid>/stat`` (state first; start time at index 19), or None."""
+    """Fields 3… of ``/proc/<pid>/stat`` (state first, process group at index 2, session at
+    index 3, start time at index 19), or None."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
@@ -183,12 +254,132 @@ def _proc_stat(pid: int) -> list[str] | None:
     return text[text.rindex(")") + 2 :].split()
 
 
+@contextmanager
+def _start_lock(folder: Path) -> Iterator[None]:
+    """The exclusive lock ``start`` holds until the handle is recorded; released when the
+    holder closes it or dies."""
+    fd = os.open(folder / START_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _read_handle(folder: Path) -> Handle | None:
+    try:
+        return (folder / HANDLE_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
 def _read_result(folder: Path) -> AttemptStatus | None:
     try:
         data = json.loads((folder / RESULT_FILE).read_text())
     except FileNotFoundError:
         return None
     return AttemptStatus(AttemptState(data["state"]), data["exit_code"], data["reason"])
+
+
+def _write_result(folder: Path, state: AttemptState, reason: str) -> None:
+    _write_private(
+        folder / RESULT_FILE, {"exit_code": None, "state": state.value, "reason": reason}
+    )
+
+
+def _give_up(folder: Path, why: str) -> Handle:
+    """Record an attempt whose supervisor never ran as lost; its handle (pid 0) says so."""
+    (folder / LAUNCH_FILE).unlink(missing_ok=True)
+    _write_result(folder, AttemptState.LOST, f"attempt {folder.name} never ran: {why}")
+    never = _Supervisor(0, 0, folder)
+    _write_private(folder / HANDLE_FILE, never.to_dict())
+    return never.to_handle()
+
+
+def _give_up_quietly(folder: Path, why: str) -> None:
+    """:func:`_give_up` while another error is on its way up (``find`` retries it)."""
+    try:  # noqa: SIM105 - spelled out: the original error matters, this one does not
+        _give_up(folder, why)
+    except OSError:
+        pass
+
+
+def _end_orphans(supervisor: _Supervisor) -> int:
+    """SIGKILL what a supervisor that died without a result left running; how many.
+
+    The supervisor led its own session, and the user's processes stay in it (unless they
+    call ``setsid`` themselves). While one of them lives, the kernel does not give the
+    session's id, the supervisor's pid, to a new process; so if a process other than our
+    supervisor has that pid now, the session is empty and nothing here is ours.
+    """
+    if supervisor.pid <= 0:
+        return 0
+    holder = _proc_stat(supervisor.pid)
+    if holder is not None and int(holder[19]) != supervisor.start_time:
+        return 0
+    pinned: list[int] = []
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in (supervisor.pid, os.getpid()):
+            continue
+        pid = int(entry)
+        if not _in_session(pid, supervisor):
+            continue
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        except OSError:  # no pidfds here: a tiny window for pid reuse remains
+            killed += _kill(pid)
+            continue
+        # Checked again now that the fd pins the process: the pid cannot have moved on.
+        if _in_session(pid, supervisor) and _kill(pid, fd):
+            killed += 1
+            pinned.append(fd)
+        else:
+            os.close(fd)
+    _await_deaths(pinned)
+    return killed
+
+
+def _in_session(pid: int, supervisor: _Supervisor) -> bool:
+    """``pid`` is a live process of the supervisor's session, started after it."""
+    stat = _proc_stat(pid)
+    return (
+        stat is not None
+        and stat[0] not in "ZX"
+        and int(stat[3]) == supervisor.pid
+        and int(stat[19]) >= supervisor.start_time
+    )
+
+
+def _kill(pid: int, pidfd: int | None = None) -> bool:
+    """SIGKILL ``pid`` (through ``pidfd`` if given); False if it had already ended."""
+    try:
+        if pidfd is None:
+            os.kill(pid, signal.SIGKILL)
+        else:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _await_deaths(pidfds: list[int]) -> None:
+    """Wait (at most :data:`ORPHAN_DEATH_SECONDS`) until every pinned process has ended."""
+    watcher = select.poll()
+    for fd in pidfds:
+        watcher.register(fd, select.POLLIN)
+    waiting = set(pidfds)
+    deadline = time.monotonic() + ORPHAN_DEATH_SECONDS
+    try:
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            for fd, _ in watcher.poll(left * 1000):
+                watcher.unregister(fd)
+                waiting.discard(fd)
+    finally:
+        for fd in pidfds:
+            os.close(fd)
 
 
 def _open_pidfd(supervisor: _Supervisor) -> int | None:
@@ -253,9 +444,11 @@ def _signal_supervisor(supervisor: _Supervisor) -> None:
 def _write_private(path: Path, data: dict[str, object]) -> None:
     """Write JSON atomically, readable by the owner only from the first byte.
 
-    Not fsynced: after a machine crash the attempt is gone anyway, and start latency counts.
+    The temporary name is the writer's own, so two writers of one file (two executors
+    recording the same loss) never interleave. Not fsynced: after a machine crash the
+    attempt is gone anyway, and start latency counts.
     """
-    temporary = path.with_name(f".{path.name}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as file:
         json.dump(data, file)
