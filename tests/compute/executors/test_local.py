@@ -21,9 +21,10 @@ from ketch.compute.executors.local import LocalExecutor
 from ketch.core.instances import INSTANCE_TYPES
 
 
-@pytest.fixture
-def executor(tmp_path: Path) -> LocalExecutor:
-    return LocalExecutor(tmp_path / "state", timeout_grace_seconds=1)
+@pytest.fixture(params=[True, False], ids=["warm", "cold"])
+def executor(request: pytest.FixtureRequest, tmp_path: Path) -> LocalExecutor:
+    """Supervisors forked by the zygote, and started on their own (the fallback)."""
+    return LocalExecutor(tmp_path / "state", timeout_grace_seconds=1, warm_start=request.param)
 
 
 def launch(tmp_path: Path, code: str = "pass") -> Launch:

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ketch.compute.executors import AttemptExists, AttemptState, AttemptStatus, Handle, Launch
+from ketch.compute.executors._zygote_client import Zygote
 
 __all__ = ["LocalExecutor"]
 
@@ -99,9 +100,13 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, state_dir: Path, *, timeout_grace_seconds: float = 10.0) -> None:
+    def __init__(
+        self, state_dir: Path, *, timeout_grace_seconds: float = 10.0, warm_start: bool = True
+    ) -> None:
         self.state_dir = state_dir
         self.timeout_grace_seconds = timeout_grace_seconds
+        self.warm_start = warm_start
+        self._zygote = Zygote(state_dir)
         self._exited: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
 
@@ -120,23 +125,22 @@ class LocalExecutor:
                 raise AttemptExists(f"attempt {launch.attempt_id!r} was given up before it ran")
             try:
                 _write_private(folder / LAUNCH_FILE, self._describe(launch))
-                process = self._spawn(folder)
+                supervisor, process = self._spawn(folder)
             except BaseException as exc:
                 _give_up_quietly(folder, f"its supervisor could not be started: {exc}")
                 raise
-            stat = _proc_stat(process.pid)
-            assert stat is not None, "an unreaped child always has /proc/<pid>/stat"
-            supervisor = _Supervisor(process.pid, int(stat[19]), folder)
             try:
                 _write_private(folder / HANDLE_FILE, supervisor.to_dict())
             except BaseException as exc:
                 # Nobody could find this attempt again, so it must not run at all.
-                process.kill()
-                process.wait()
+                _signal_supervisor(supervisor, signal.SIGKILL)
+                if process is not None:
+                    process.wait()
                 _end_orphans(supervisor)
                 _give_up_quietly(folder, f"its handle could not be recorded: {exc}")
                 raise
-        self._reap_in_background(process, supervisor)
+        if process is not None:
+            self._reap_in_background(process, supervisor)
         return supervisor.to_handle()
 
     def find(self, attempt_id: str) -> Handle | None:
@@ -202,9 +206,16 @@ class LocalExecutor:
         digest = hashlib.sha256(attempt_id.encode(errors="surrogatepass")).hexdigest()[:24]
         return self.state_dir / f"{UNSAFE.sub('_', attempt_id)[:80]}-{digest}"
 
-    def _spawn(self, folder: Path) -> subprocess.Popen[bytes]:
+    def _spawn(self, folder: Path) -> tuple[_Supervisor, subprocess.Popen[bytes] | None]:
+        """The attempt's supervisor, forked by the warm zygote where it can be (the Popen
+        is then None: the zygote reaps it), else started as a process of its own."""
+        if self.warm_start:
+            forked = self._zygote.fork(folder)
+            if forked is not None:
+                pid, start_time = forked
+                return _Supervisor(pid, start_time, folder), None
         with open(folder / "supervisor.log", "ab") as log:
-            return subprocess.Popen(
+            process = subprocess.Popen(
                 [sys.executable, "-I", "-S", str(SUPERVISOR), str(folder)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -213,6 +224,9 @@ class LocalExecutor:
                 cwd=folder,
                 start_new_session=True,
             )
+        stat = _proc_stat(process.pid)
+        assert stat is not None, "an unreaped child always has /proc/<pid>/stat"
+        return _Supervisor(process.pid, int(stat[19]), folder), process
 
     def _describe(self, launch: Launch) -> dict[str, object]:
         return {
@@ -423,18 +437,18 @@ def _poll_for_result(supervisor: _Supervisor, timeout: float | None) -> None:
         time.sleep(POLL_SECONDS)
 
 
-def _signal_supervisor(supervisor: _Supervisor) -> None:
-    """SIGTERM the supervisor through a pidfd, so a reused pid is never signalled."""
+def _signal_supervisor(supervisor: _Supervisor, sig: int = signal.SIGTERM) -> None:
+    """Signal (SIGTERM) the supervisor through a pidfd, so a reused pid is never signalled."""
     try:
         fd = _open_pidfd(supervisor)
     except OSError:
         if supervisor.alive():  # a tiny window for pid reuse remains without pidfds
-            os.kill(supervisor.pid, signal.SIGTERM)
+            os.kill(supervisor.pid, sig)
         return
     if fd is None:
         return
     try:
-        signal.pidfd_send_signal(fd, signal.SIGTERM)
+        signal.pidfd_send_signal(fd, sig)
     except ProcessLookupError:
         pass  # it ended since the pidfd was opened: nothing left to stop
     finally:
