@@ -309,7 +309,9 @@ def check_ou_unreferenced(uow: UnitOfWork, ou_id: str) -> None:
     """:class:`Conflict` if an assignment targets the OU or a guardrail is attached to it:
     deleting it would leave grants and guardrails pointing at nothing."""
     ou = org_snapshot(uow).ous.get(ou_id)
-    path = (ou.path or "(root)") if ou is not None else ou_id
+    if ou is None or ou.parent_id is None:
+        return  # missing, or the root: the org service gives the reason it stays
+    path = ou.path
     assignments = uow.session.scalars(
         select(AssignmentRow.id)
         .where(AssignmentRow.target_type == "ou", AssignmentRow.target_id == ou_id)
