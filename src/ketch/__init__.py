@@ -6,6 +6,8 @@ The top-level package is the SDK's public surface only, loaded lazily so that
     import ketch
     client = ketch.Client()
     ketch.artifacts.upload("model/", "ketch://fraud-dev/models/v3/")
+
+Inside a job, ``ketch.log_metric("loss", 0.42, step=3)`` records a metric point.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     )
     from ketch.sdk import artifacts, jobs
     from ketch.sdk.client import Client
+    from ketch.sdk.metrics import log_metric
 
 try:
     __version__ = version("ketch")
@@ -49,7 +52,11 @@ _ERRORS = (
     "Throttled",
     "Unauthenticated",
 )
-_LAZY = {"Client": "ketch.sdk.client", **{name: "ketch.core.errors" for name in _ERRORS}}
+_LAZY = {
+    "Client": "ketch.sdk.client",
+    "log_metric": "ketch.sdk.metrics",
+    **{name: "ketch.core.errors" for name in _ERRORS},
+}
 _LAZY_MODULES = {"artifacts": "ketch.sdk.artifacts", "jobs": "ketch.sdk.jobs"}
 """Names that are whole modules (``ketch.artifacts.upload(...)``), not one of their attributes."""
 
@@ -69,6 +76,7 @@ __all__ = [
     "__version__",
     "artifacts",
     "jobs",
+    "log_metric",
 ]
 
 

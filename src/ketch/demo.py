@@ -277,6 +277,9 @@ def _training_job(client: Client) -> None:
             hyperparameters={"regularization": 0.5, "max-iter": 200},
             instance_type="cpu.small",
             name="churn-logreg-1",
+            metric_definitions=[
+                {"name": "train:accuracy", "regex": r"training accuracy: ([0-9.]+)"}
+            ],
             client=client,
             quiet=True,
             timeout=300,
@@ -289,6 +292,9 @@ def _training_job(client: Client) -> None:
         )
     console.print(f"   model: {job.model_artifact_uri}")
     console.print(f"   billable seconds: {job.billable_seconds:.2f}")
+    metrics = client.training_jobs.metrics("fraud-dev", job.name)
+    for name, points in sorted(metrics.series.items()):
+        console.print(f"   metric {name}: {', '.join(f'{p.value:g}' for p in points)}")
 
 
 def _summary(client: Client) -> None:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,27 +28,11 @@ from ketch.compute.environments import (
     Environments,
 )
 from ketch.core.errors import InvalidInput
+from support.wheels import make_wheel
 
 SCRUBBED = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 FAKE_SERVER_PACKAGE = "iniconfig"
 """A package the server's environment has (pytest needs it); a test pins a fake of it."""
-
-
-def make_wheel(folder: Path, name: str, version: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": f"VERSION = {version!r}\n",
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
-        "Tag: py3-none-any\n",
-    }
-    files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
-    wheel = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, text in files.items():  # fixed times: the same wheel, the same bytes
-            archive.writestr(zipfile.ZipInfo(path, date_time=(2020, 1, 1, 0, 0, 0)), text)
-    return wheel
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ checks on purpose), lets a runner claim it and waits for the row to reach a fina
 from __future__ import annotations
 
 import io
+import math
+import sys
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +23,8 @@ from sqlalchemy import select
 from ketch import compute, org
 from ketch.artifact_store import ArtifactStore, open_artifact, put_artifact
 from ketch.compute import queue
+from ketch.compute.attempt import Attempt
+from ketch.compute.environments import Environments
 from ketch.compute.executors.local import LocalExecutor
 from ketch.compute.queue import Capacity
 from ketch.compute.runner import JobRunner, RunnerContext
@@ -32,6 +36,7 @@ from ketch.schemas.org import AccountCreate, Stage
 from ketch.server.bootstrap import BootstrapResult
 from ketch.server.context import Context
 from ketch.store.session import UnitOfWorkFactory
+from support.wheels import make_wheel
 
 ACCOUNT = "team-a"
 OTHER = "team-b"
@@ -60,6 +65,19 @@ with open(os.path.join(os.environ["SM_OUTPUT_DIR"], "failure"), "w") as failure:
     failure.write("loss diverged at epoch 3")
 sys.exit(1)
 """
+METRICS_SCRIPT = """\
+import os, sys
+import ketch
+
+for step in range(3):
+    print(f"epoch={step} loss={0.5 / (step + 1)}")
+    ketch.log_metric("acc", 0.8 + step / 100, step=step)
+print("loss=diverging")  # no number: ignored
+ketch.log_metric("grad", float("nan"))
+ketch.log_metric("grad", float("inf"))
+print("token", os.environ["API_TOKEN"], file=sys.stderr)
+print("loss=0.1", end="")  # the last line has no newline; read once the attempt ended
+"""
 CSV = "x,y\n1,2\n3,4\n5,6\n"
 
 
@@ -75,10 +93,16 @@ def accounts(context: Context, bootstrapped: BootstrapResult) -> Context:
 
 @pytest.fixture
 def make_runner(accounts: Context, tmp_path: Path) -> Iterator[Callable[..., JobRunner]]:
-    """``make_runner(lease=..., context=...)``: a runner on a LocalExecutor in ``tmp_path``."""
+    """``make_runner(lease=..., context=..., prices=...)``: a runner on a LocalExecutor in
+    ``tmp_path``."""
     made: list[JobRunner] = []
 
-    def make(lease: float = 30.0, context: RunnerContext | None = None) -> JobRunner:
+    def make(
+        lease: float = 30.0,
+        context: RunnerContext | None = None,
+        prices: dict[str, float] | None = None,
+        environments: Environments | None = None,
+    ) -> JobRunner:
         runner = JobRunner(
             context or accounts,
             LocalExecutor(tmp_path / "state", timeout_grace_seconds=1),
@@ -88,6 +112,8 @@ def make_runner(accounts: Context, tmp_path: Path) -> Iterator[Callable[..., Job
             work_dir=tmp_path / "work",
             poll_seconds=0.1,
             stop_grace_seconds=1,
+            prices=prices,
+            environments=environments,
         )
         made.append(runner)
         return runner
@@ -204,7 +230,33 @@ def test_an_unmodified_sagemaker_script_trains_and_its_model_is_uploaded(
     assert done.output_artifact_uri == f"ketch://{ACCOUNT}/models/{done.name}/output/output.tar.gz"
     assert read_member(accounts, done.model_artifact_uri, "model.txt") == "epochs=3 rows=3\n"
     assert done.billable_seconds is not None and done.billable_seconds > 0
+    assert done.cost is None, "no price sheet, no cost"
     assert done.executor == "local" and done.handle is not None
+
+
+def test_metrics_come_from_the_log_and_from_log_metric_and_secrets_stay_out(
+    accounts: Context, make_runner: Callable[..., JobRunner], tmp_path: Path
+) -> None:
+    job_id = submit(
+        accounts,
+        {"train.py": METRICS_SCRIPT},
+        inputs={},
+        environment={"API_TOKEN": "s3cr3t-value"},
+        metric_definitions=[{"name": "loss", "regex": r"loss=(\S+)"}],
+    )
+    done = run(make_runner(prices={"cpu.small": 3.6}), accounts, job_id)
+    assert done.status == JobStatus.COMPLETED, done.failure_reason
+
+    with accounts.uow() as r:
+        found = compute.get_job_metrics(r, ACCOUNT, JobKind.TRAINING, done.name).series
+    assert [p.value for p in found["loss"]] == [0.5, 0.25, 0.5 / 3, 0.1]
+    assert [(p.value, p.step) for p in found["acc"]] == [(0.8 + s / 100, s) for s in range(3)]
+    assert math.isnan(found["grad"][0].value) and found["grad"][1].value == math.inf
+    assert {p.attempt for points in found.values() for p in points} == {1}
+    log = compute.log_path(tmp_path / "work", job_id, 1).read_text()
+    assert "token s3cr3t-value" in log, "the file is raw; the API masks what it serves"
+    assert done.billable_seconds is not None and done.cost is not None
+    assert done.cost == pytest.approx(done.billable_seconds / 1000)  # 3.6 an hour
 
 
 def test_a_failure_file_and_a_non_zero_exit_fail_the_job_as_the_users(
@@ -216,6 +268,16 @@ def test_a_failure_file_and_a_non_zero_exit_fail_the_job_as_the_users(
     assert done.failure_kind == "user"
     assert done.failure_reason == "loss diverged at epoch 3"
     assert done.model_artifact_uri is None
+
+
+def test_a_secret_written_to_the_failure_file_is_masked_in_the_reason(
+    accounts: Context, make_runner: Callable[..., JobRunner]
+) -> None:
+    script = FAILING_SCRIPT.replace('"loss diverged at epoch 3"', 'os.environ["API_TOKEN"]')
+    job_id = submit(accounts, {"train.py": script}, environment={"API_TOKEN": "s3cr3t-value"})
+    done = run(make_runner(), accounts, job_id)
+    assert done.status == JobStatus.FAILED
+    assert done.failure_reason == "***"
 
 
 def test_an_input_in_another_account_is_refused_before_anything_is_downloaded(
@@ -301,6 +363,10 @@ def test_a_new_runner_recovers_a_running_attempt_without_running_it_again(
     assert [s for s, _ in statuses].count("Completed") == 1
     assert [s for s, _ in statuses].count("Starting") == 1
     assert any(m and "taken over by ctl-2" in m for _, m in statuses)
+    # The second controller's clock runs 10 minutes ahead. Billing counts from the
+    # attempt's first Training (on the first controller's clock), not from the take-over,
+    # which recorded Training again: so those 10 minutes are billed too.
+    assert done.billable_seconds is not None and done.billable_seconds >= 600
 
 
 @pytest.mark.parametrize(("max_attempts", "status"), [(2, "Pending"), (1, "Failed")])
@@ -328,3 +394,90 @@ def test_an_attempt_that_died_before_it_started_is_retried_or_failed_as_the_plat
         )
     else:
         assert done.handle is None and done.failure_reason is None
+
+
+class ControllerCrash(BaseException):
+    """Not an Exception: escapes the attempt's error handling, as a SIGKILL would."""
+
+
+def test_a_controller_that_died_between_start_and_record_is_reattached_not_run_twice(
+    accounts: Context,
+    make_runner: Callable[..., JobRunner],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    put(accounts, ACCOUNT, "data/train/train.csv", CSV.encode())
+    runs = tmp_path / "runs"
+    job_id = submit(
+        accounts,
+        {"train.py": TRAIN_SCRIPT},
+        hyperparameters={"marker": str(runs), "sleep": 0.5},
+    )
+    recorded = Attempt._try_advance
+
+    def die_before_recording_the_start(self: Attempt, status: JobStatus, **values: Any) -> bool:
+        if status is JobStatus.TRAINING:
+            raise ControllerCrash
+        return recorded(self, status, **values)
+
+    monkeypatch.setattr(Attempt, "_try_advance", die_before_recording_the_start)
+    assert make_runner(lease=1).run_once()
+    deadline = time.monotonic() + 20
+    while not runs.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job(accounts, job_id).handle is None, "the start was never recorded"
+    monkeypatch.undo()
+
+    later = LaterContext(
+        UnitOfWorkFactory(accounts.engine, OffsetClock(timedelta(minutes=10))), accounts.artifacts
+    )
+    assert make_runner(context=later).recover() == 1
+    done = wait_for(accounts, job_id, JobStatus.COMPLETED, JobStatus.FAILED)
+
+    assert done.status == JobStatus.COMPLETED, done.failure_reason
+    assert done.attempt == 1, "re-attached, not retried"
+    assert runs.read_text() == "ran\n", "the code ran once"
+    messages = [message or "" for _, message in transitions(accounts, job_id)]
+    assert any("re-attached" in message for message in messages)
+
+
+def test_a_requirements_txt_is_installed_into_a_cached_environment(
+    accounts: Context, make_runner: Callable[..., JobRunner], tmp_path: Path
+) -> None:
+    """A wheel shipped in the bundle, named in its requirements.txt: the job imports it,
+    pip's output is in the job's log, and a second job reuses the environment."""
+    put(accounts, ACCOUNT, "data/train/train.csv", CSV.encode())
+    wheel = make_wheel(tmp_path / "wheels", "tinypkg", "1.5")
+    files = {
+        "train.py": "import tinypkg, ketch\nprint('tinypkg', tinypkg.VERSION)\n" + TRAIN_SCRIPT,
+        "requirements.txt": f"tinypkg @ file://{wheel}\n",
+    }
+    environments = Environments(
+        tmp_path / "environments", python=sys.executable, pip_args=["--no-index"]
+    )
+    runner = make_runner(environments=environments)
+    first = run(runner, accounts, submit(accounts, files))
+    assert first.status == JobStatus.COMPLETED, first.failure_reason
+    log = (tmp_path / "work" / first.id / "logs" / "attempt-1.log").read_text()
+    assert "tinypkg 1.5" in log and "installing requirements.txt" in log
+    messages = [message or "" for _, message in transitions(accounts, first.id)]
+    assert "installing requirements.txt" in messages
+
+    second = run(runner, accounts, submit(accounts, files))
+    assert second.status == JobStatus.COMPLETED, second.failure_reason
+    messages = [message or "" for _, message in transitions(accounts, second.id)]
+    assert "installing requirements.txt" not in messages, "the environment was reused"
+    assert len([p for p in (tmp_path / "environments").iterdir() if p.is_dir()]) == 1
+
+
+def test_a_requirement_that_cannot_be_installed_fails_the_job_as_the_users(
+    accounts: Context, make_runner: Callable[..., JobRunner], tmp_path: Path
+) -> None:
+    put(accounts, ACCOUNT, "data/train/train.csv", CSV.encode())
+    files = {"train.py": TRAIN_SCRIPT, "requirements.txt": "no-such-package-anywhere==1.0\n"}
+    environments = Environments(
+        tmp_path / "environments", python=sys.executable, pip_args=["--no-index"]
+    )
+    done = run(make_runner(environments=environments), accounts, submit(accounts, files))
+    assert done.status == JobStatus.FAILED and done.failure_kind == "user"
+    assert done.failure_reason is not None and "no-such-package-anywhere" in done.failure_reason

@@ -27,3 +27,5 @@ def test_the_demo_runs_end_to_end(live_server: LiveServer) -> None:
         assert job.status.value == "Completed"
         assert job.model_artifact_uri is not None
         assert admin.artifacts.describe(job.model_artifact_uri).size > 0
+        accuracy = admin.training_jobs.metrics("fraud-dev", job.name).series["train:accuracy"]
+        assert len(accuracy) == 1 and 0 <= accuracy[0].value <= 1

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from ketch.schemas.jobs import ProcessingJobCreate, TrainingJobCreate
+from ketch.schemas.jobs import JobMetrics, ProcessingJobCreate, TrainingJobCreate
 
 
 def spec(**changes: Any) -> dict[str, Any]:
@@ -46,6 +48,7 @@ def test_a_plain_spec_is_accepted_with_sane_defaults() -> None:
         ({"instance_type": "cpu.huge"}, "instance_type"),
         ({"instance_count": 0}, "instance_count"),
         ({"instance_count": 10_000}, "instance_count"),
+        ({"instance_count": 2}, "instance_count"),  # one host runs a job, for now
         ({"max_runtime_seconds": -1}, "max_runtime_seconds"),
         ({"max_runtime_seconds": 10**12}, "max_runtime_seconds"),
         ({"hyperparameters": {"layers": [1, 2]}}, "hyperparameters"),
@@ -108,3 +111,16 @@ def test_what_the_job_contract_would_refuse_is_refused_at_submission(
     with pytest.raises(ValidationError) as caught:
         TrainingJobCreate.model_validate(spec(**changes))
     assert field in {str(error["loc"][0]) for error in caught.value.errors()}
+
+
+def test_non_finite_metric_values_travel_as_strings_and_come_back_as_floats() -> None:
+    at = datetime(2026, 11, 24, tzinfo=UTC)
+    values = [0.5, math.nan, math.inf, -math.inf]
+    metrics = JobMetrics(
+        job="krn:ketch:fraud-dev:training-job/x",
+        series={"loss": [{"value": v, "timestamp": at, "attempt": 1} for v in values]},  # type: ignore[misc]
+    )
+    text = metrics.model_dump_json()
+    assert '"value":"NaN"' in text and '"value":"-Infinity"' in text
+    back = [p.value for p in JobMetrics.model_validate_json(text).series["loss"]]
+    assert back[0] == 0.5 and math.isnan(back[1]) and back[2:] == [math.inf, -math.inf]

@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 import tarfile
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,11 +18,16 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.exc import NoResultFound
 
 import ketch
+from ketch import compute
+from ketch.compute.tables import JobRow
 from ketch.core.krn import validate_name
 from ketch.schemas.jobs import JobStatus
 from ketch.sdk.jobs import account_of, job_name, pack_source_dir
+from ketch.server.context import Context
 
 
 @pytest.fixture
@@ -225,3 +232,58 @@ def test_bundle_bytes_are_a_valid_gzip_without_a_name(source: Path, tmp_path: Pa
     assert data[4:8] == b"\x00\x00\x00\x00"  # mtime 0
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         assert tar.getnames() == ["pkg/util.py", "run.sh", "train.py"]
+
+
+def test_train_streams_the_log_to_stderr_while_waiting(
+    client: ketch.Client,
+    account: str,
+    source: Path,
+    context: Context,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The test app runs no jobs: a thread plays the runner, writing the log as it goes."""
+    settings = context.settings
+    roots = compute.roots_dir(settings.jobs, settings.home)
+
+    def move(status: str) -> str:
+        with context.uow(write=True) as w:
+            row = w.session.scalars(select(JobRow).where(JobRow.name == "t-1")).one()
+            row.status, row.attempt = status, 1
+            return row.id
+
+    def runner() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                job_id = move("Training")
+                break
+            except NoResultFound:
+                time.sleep(0.05)
+        path = compute.log_path(roots, job_id, 1)
+        path.parent.mkdir(parents=True)
+        for text in ("epoch 1 token=s3cr3t-value\n", "epoch 2", " done\n"):
+            with path.open("a") as log:
+                log.write(text)
+            time.sleep(0.3)
+        move("Completed")
+
+    thread = threading.Thread(target=runner)
+    thread.start()
+    job = ketch.jobs.train(
+        "train.py",
+        source,
+        account="fraud-dev",
+        name="t-1",
+        environment={"TOKEN": "s3cr3t-value"},
+        metric_definitions=[{"name": "loss", "regex": r"loss=(\S+)"}],
+        timeout=30,
+        client=client,
+    )
+    thread.join()
+    assert job.status is JobStatus.COMPLETED
+    assert [d.name for d in job.spec.metric_definitions] == ["loss"]
+    err = capsys.readouterr().err
+    assert err.startswith("training job t-1: Pending\n")
+    assert "--- attempt 1 ---\nepoch 1 token=***\nepoch 2 done\n" in err
+    assert err.endswith("training job t-1: Completed\n")
+    assert "s3cr3t-value" not in err

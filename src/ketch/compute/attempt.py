@@ -11,6 +11,12 @@ Failures are sorted by whose fault they are. The user's (a non-zero exit, the ru
 limit, ``output/failure``, an unsafe bundle, a missing input, a URI in another account)
 fail the job at once. The platform's (a storage or executor error, a lost attempt, a bug
 here) retry with exponential back-off while attempts remain.
+
+While the code runs, the watcher also records the attempt's metrics (``metrics``) and,
+once it ended, reads the rest of them before the attempt's end is written. An ended
+attempt records its billable time (from the first ``Training``/``Processing`` after its
+``Starting``, times the instance count) and, when the price sheet lists its instance
+type, its cost. Failure reasons are masked like logs: no environment value shows in them.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,7 +35,10 @@ from sqlalchemy import select
 from ketch.artifact_store import ArtifactStore
 from ketch.compute import _transfer, queue
 from ketch.compute.contract import JobContract, JobPaths, argv, collect, environment, lay_out
+from ketch.compute.environments import Environments
 from ketch.compute.executors import AttemptState, AttemptStatus, Executor, Handle, Launch
+from ketch.compute.logs import Masker, log_path
+from ketch.compute.metrics import MetricRecorder, MetricTailer
 from ketch.compute.service import check_own_account
 from ketch.compute.tables import JobRow, JobTransitionRow
 from ketch.core.archives import UnsafeArchive, extract_archive
@@ -78,6 +87,10 @@ class RunnerParts:
     max_backoff: timedelta
     closing: threading.Event
     """Set by ``close()``: watchers return and leave their attempts running."""
+    prices: Mapping[str, float] = field(default_factory=dict)
+    """Price per instance-hour by instance type; a type not listed has no cost."""
+    environments: Environments | None = None
+    """Interpreters for a bundle's requirements.txt; None: every job runs on ``python``."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,8 @@ class Attempt:
         self._handle: Handle | None = None
         self._finished = False
         self._status: JobStatus | None = None
+        self._metrics: MetricRecorder | None = None
+        self._masker = Masker(())
 
     def run(self) -> None:
         """A fresh attempt: download, start, watch, upload."""
@@ -126,29 +141,51 @@ class Attempt:
         root.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         paths = lay_out(root, contract)
         self._download(job, paths)
+        python = self._python(job, paths, contract)
         if self._stop_requested():
             self._advance(JobStatus.STOPPED, message="stopped before the code started")
             return
-        handle = self._start(job, paths, contract)
+        handle = self._start(job, paths, contract, python)
+        self._metrics = self._recorder(job, paths)
         self._finish(job, paths, self._watch(job, handle))
 
     def _recovered(self) -> None:
         job = self._load()
         self._status = job.status
-        if job.handle is None:
-            raise PlatformError("the controller stopped before the attempt started")
-        self._handle = job.handle
+        handle = job.handle if job.handle is not None else self._reattach(job)
+        self._handle = handle
         contract = _contract(job)
         paths = JobPaths(
             self._root(job), contract.kind, contract.channels, contract.processing_outputs
         )
-        status = self.parts.executor.status(job.handle)
+        self._metrics = self._recorder(job, paths)
+        status = self.parts.executor.status(handle)
         logger.info("job %s: resuming attempt %d (%s)", job.id, self.claim.attempt, status.state)
         if not status.finished:
             if job.status is JobStatus.STOPPING:  # the stop may have died with its controller
-                self.parts.executor.stop(job.handle, self.parts.stop_grace_seconds)
-            status = self._watch(job, job.handle)
+                self.parts.executor.stop(handle, self.parts.stop_grace_seconds)
+            status = self._watch(job, handle)
         self._finish(job, paths, status)
+
+    def _reattach(self, job: _Job) -> Handle:
+        """The handle of an attempt whose controller died before recording it.
+
+        An executor starts an attempt id at most once and finds it again by that id: a
+        found attempt is recorded now (a fenced write) and watched like any other; one
+        never started is retried like any platform error, under a new attempt id.
+        """
+        executor = self.parts.executor
+        handle = executor.find(self._attempt_id())
+        if handle is None:
+            raise PlatformError("the controller stopped before the attempt started")
+        message = "re-attached to the attempt started before the take-over"
+        if not self._try_advance(job.phase, message=message, handle=handle, executor=executor.name):
+            raise LeaseLost
+        return handle
+
+    def _attempt_id(self) -> str:
+        """The executor's name of this attempt: the same for every controller holding it."""
+        return f"{self.claim.job_id}-{self.claim.attempt}"
 
     # -- phases -------------------------------------------------------------------------
 
@@ -159,7 +196,7 @@ class Attempt:
         bundle.unlink(missing_ok=True)
         try:
             _transfer.download_object(store, source, bundle, tick)
-            extract_archive(bundle, paths.code)
+            extract_archive(bundle, paths.code, tick=tick)
         finally:
             bundle.unlink(missing_ok=True)
         for channel, text in job.spec.inputs.items():
@@ -174,15 +211,34 @@ class Attempt:
             count = _transfer.download_channel(store, uri, folder, tick, channel=channel)
             logger.info("job %s: channel %s: %d object(s) downloaded", job.id, channel, count)
 
-    def _start(self, job: _Job, paths: JobPaths, contract: JobContract) -> Handle:
-        logs = self.parts.work_dir / job.id / "logs"
-        logs.mkdir(parents=True, exist_ok=True, mode=0o700)
+    def _python(self, job: _Job, paths: JobPaths, contract: JobContract) -> str:
+        """The interpreter for the job: an environment for its requirements.txt if the
+        bundle has one (built now if it is new, with pip's output in the job's log)."""
+        environments = self.parts.environments
+        if environments is None:
+            return self.parts.python
+        log = self._log_path(job)
+        log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return environments.python_for(
+            paths.code,
+            env=environment(paths, contract, base=self.parts.base_environment),
+            log=log,
+            tick=self._keep_lease,
+            scope=job.account,
+            on_build=lambda: self._advance(
+                JobStatus.DOWNLOADING, message="installing requirements.txt"
+            ),
+        )
+
+    def _start(self, job: _Job, paths: JobPaths, contract: JobContract, python: str) -> Handle:
+        log = self._log_path(job)
+        log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         launch = Launch(
-            attempt_id=f"{job.id}-{self.claim.attempt}",
-            argv=argv(self.parts.python, paths, contract),
+            attempt_id=self._attempt_id(),
+            argv=argv(python, paths, contract),
             env=environment(paths, contract, base=self.parts.base_environment),
             cwd=paths.code,
-            log_path=logs / f"attempt-{self.claim.attempt}.log",
+            log_path=log,
             instance=contract.instance,
             max_runtime_seconds=job.spec.max_runtime_seconds,
         )
@@ -210,6 +266,7 @@ class Attempt:
             if self.parts.closing.is_set():
                 raise LeaseLost("the runner is closing; the attempt is left running")
             self._keep_lease()
+            self._record_metrics()
             if not stopping and self._stop_requested():
                 self._advance(JobStatus.STOPPING, message="stop requested")
                 self.parts.executor.stop(handle, self.parts.stop_grace_seconds)
@@ -219,23 +276,28 @@ class Attempt:
         state = status.state
         if state is AttemptState.RUNNING:
             raise PlatformError("the attempt is still running")
+        self._record_metrics(final=True)
         if state is AttemptState.LOST:
             raise PlatformError(status.reason or "the executor lost the attempt")
-        billable = self._billable(job)
+        billable, cost = self._metering(job)
         if state is AttemptState.STOPPED:
-            self._advance(JobStatus.STOPPED, billable_seconds=billable, message="stopped")
+            self._advance(
+                JobStatus.STOPPED, message="stopped", billable_seconds=billable, cost=cost
+            )
         elif state is AttemptState.TIMED_OUT:
             limit = job.spec.max_runtime_seconds
-            self._fail_user(f"ran past its limit of {limit} s", billable_seconds=billable)
+            self._fail_user(
+                f"ran past its limit of {limit} s", billable_seconds=billable, cost=cost
+            )
         elif state is AttemptState.FAILED:
             code = status.exit_code if status.exit_code is not None else 1
             failure = collect(paths, exit_code=code or 1).failure_reason
             shown = f"exited with status {code}" if status.exit_code is not None else None
             reason = failure or shown or status.reason or "the job's code failed"
-            self._fail_user(reason, billable_seconds=billable)
+            self._fail_user(reason, billable_seconds=billable, cost=cost)
         else:
             if self._status is not JobStatus.UPLOADING:
-                self._advance(JobStatus.UPLOADING, billable_seconds=billable)
+                self._advance(JobStatus.UPLOADING, billable_seconds=billable, cost=cost)
             uris = self._upload(job, paths)
             self._advance(JobStatus.COMPLETED, message="completed", **uris)
             logger.info("job %s: completed", job.id)
@@ -288,7 +350,7 @@ class Attempt:
             logger.exception("job %s: could not record the attempt's end", job_id)
 
     def _fail_user(self, reason: str, **values: object) -> None:
-        reason = reason[:MAX_REASON]
+        reason = self._masker.text(reason)[:MAX_REASON]
         logger.info("job %s: failed (user): %s", self.claim.job_id, reason)
         self._advance(
             JobStatus.FAILED,
@@ -300,6 +362,7 @@ class Attempt:
 
     def _platform_error(self, reason: str) -> None:
         """Retry after ``2**attempt`` s (capped) while attempts remain, else fail the job."""
+        reason = self._masker.text(reason)
         with self.parts.uow(write=True) as uow:
             row = uow.session.get(JobRow, self.claim.job_id)
             remaining = row is not None and self.claim.attempt < row.max_attempts
@@ -338,6 +401,7 @@ class Attempt:
             model = TrainingJobCreate if row.kind == "training" else ProcessingJobCreate
             # Through JSON, as the spec was stored: the wire models refuse coercion.
             spec = model.model_validate_json(json.dumps(row.spec))
+            self._masker = Masker(spec.environment.values())
             return _Job(row.id, row.account_id, row.kind, JobStatus(row.status), row.handle, spec)
 
     def _advance(self, status: JobStatus, *, message: str | None = None, **values: object) -> None:
@@ -370,19 +434,59 @@ class Attempt:
             return row is not None and row.stop_requested
 
     def _billable(self, job: _Job) -> float:
-        """Wall time since the last ``Training``/``Processing`` transition, per instance."""
+        """Wall time since this attempt's code started, per instance.
+
+        The start is the first ``Training``/``Processing`` after the latest ``Starting``
+        (the claim of this attempt): a take-over records the current status again, which
+        must not restart the clock.
+        """
         with self.parts.uow() as uow:
-            started = uow.session.scalar(
-                select(JobTransitionRow.at)
+            steps = uow.session.execute(
+                select(JobTransitionRow.status, JobTransitionRow.at)
                 .where(JobTransitionRow.job_id == job.id)
-                .where(JobTransitionRow.status == job.phase.value)
-                .order_by(JobTransitionRow.seq.desc())
-                .limit(1)
-            )
+                .order_by(JobTransitionRow.seq)
+            ).all()
             now = uow.clock.now()
+        started = None
+        for status, at in steps:
+            if status == JobStatus.STARTING.value:
+                started = None
+            elif status == job.phase.value and started is None:
+                started = at
         if started is None:
             return 0.0
         return max((now - started).total_seconds(), 0.0) * job.spec.instance_count
+
+    def _metering(self, job: _Job) -> tuple[float, float | None]:
+        """Billable seconds and cost (``None`` when the price sheet has no price)."""
+        billable = self._billable(job)
+        price = self.parts.prices.get(job.spec.instance_type)
+        return billable, None if price is None else billable / 3600 * price
+
+    # -- metrics ------------------------------------------------------------------------
+
+    def _log_path(self, job: _Job) -> Path:
+        return log_path(self.parts.work_dir, job.id, self.claim.attempt)
+
+    def _recorder(self, job: _Job, paths: JobPaths) -> MetricRecorder:
+        definitions = [(d.name, d.regex) for d in job.spec.metric_definitions]
+        tailer = MetricTailer(definitions, self._log_path(job), paths.metrics_file)
+        return MetricRecorder(
+            self.parts.uow, self.claim, tailer, owner=self.parts.owner, lease=self.parts.lease
+        )
+
+    def _record_metrics(self, *, final: bool = False) -> None:
+        """Record new metric points; a failure to read or store them is logged, never the
+        attempt's end (the next call reads them again). :class:`LeaseLost` if taken over."""
+        if self._metrics is None:
+            return
+        try:
+            held = self._metrics.collect(final=final)
+        except Exception:
+            logger.warning("job %s: could not record metrics", self.claim.job_id, exc_info=True)
+            return
+        if not held:
+            raise LeaseLost("the lease was taken over")
 
     def _root(self, job: _Job) -> Path:
         return self.parts.work_dir / job.id / str(self.claim.attempt)

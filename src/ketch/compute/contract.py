@@ -15,6 +15,7 @@ HOME and TMPDIR and ketch's staging folder, which are not part of ``/opt/ml``::
     <root>/opt/ml/model/                     -> model.tar.gz on exit 0
     <root>/opt/ml/output/data/               -> output.tar.gz on exit 0
     <root>/opt/ml/output/failure             the failure reason, written by the job
+    <root>/opt/ml/output/metrics.jsonl       ``ketch.log_metric`` points, read as written
     <root>/opt/ml/output/intermediate/  <root>/opt/ml/checkpoints/
     <root>/opt/ml/processing/{input,output}/<name>/   processing jobs
     <root>/opt/ml/config/                    processing jobs' resourceconfig.json and
@@ -195,6 +196,11 @@ class JobPaths:
         return self.output / "failure"
 
     @property
+    def metrics_file(self) -> Path:
+        """JSON lines appended by ``ketch.log_metric``; never packed into an output."""
+        return self.output / "metrics.jsonl"
+
+    @property
     def checkpoints(self) -> Path:
         return self.ml / "checkpoints"
 
@@ -308,6 +314,7 @@ def _ketch_variables(paths: JobPaths, contract: JobContract) -> dict[str, str]:
         "KETCH_CODE_DIR": str(paths.code),
         "KETCH_OUTPUT_DIR": str(paths.output),
         "KETCH_FAILURE_FILE": str(paths.failure_file),
+        "KETCH_METRICS_FILE": str(paths.metrics_file),
         "KETCH_HPS": hps,
         "KETCH_INSTANCE_TYPE": contract.instance.name,
         "KETCH_NUM_CPUS": str(contract.instance.cpus),

@@ -28,6 +28,7 @@ from typing import Protocol
 from ketch.artifact_store import ArtifactStore
 from ketch.compute import queue
 from ketch.compute.attempt import Attempt, RunnerParts
+from ketch.compute.environments import Environments
 from ketch.compute.executors import Executor
 from ketch.compute.queue import Capacity, Claim
 from ketch.core.instances import INSTANCE_TYPES
@@ -61,6 +62,8 @@ class JobRunner:
     of it); ``work_dir`` holds each job's roots (``<job id>/<attempt>/``) and logs
     (``<job id>/logs/attempt-<n>.log``). At most ``max_workers`` attempts are watched at
     once (by default as many as ``capacity`` lets run); beyond that nothing is claimed.
+    ``prices`` (per instance-hour, by instance type) give each ended attempt its cost;
+    ``environments`` builds and caches an interpreter for a bundle's requirements.txt.
     """
 
     def __init__(
@@ -78,6 +81,8 @@ class JobRunner:
         poll_seconds: float = 1.0,
         stop_grace_seconds: float = 10.0,
         max_backoff: timedelta = timedelta(minutes=5),
+        prices: Mapping[str, float] | None = None,
+        environments: Environments | None = None,
     ) -> None:
         self.capacity = capacity
         workers = max_workers or _slots_of(capacity)
@@ -94,6 +99,8 @@ class JobRunner:
             stop_grace_seconds=stop_grace_seconds,
             max_backoff=max_backoff,
             closing=threading.Event(),
+            prices=dict(prices or {}),
+            environments=environments,
         )
         self._slots = threading.BoundedSemaphore(workers)
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="ketch-job")

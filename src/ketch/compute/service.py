@@ -85,7 +85,7 @@ def job_uris(spec: JobSpec) -> list[tuple[str, str]]:
 
 
 def get_job(uow: UnitOfWork, account: str, kind: JobKind, name: str) -> Job:
-    return job_of(uow, _row(uow, account, kind, name))
+    return job_of(uow, job_row(uow, account, kind, name))
 
 
 def get_job_by_id(uow: UnitOfWork, job_id: str) -> Job:
@@ -133,7 +133,7 @@ def list_jobs(
 
 def stop_job(uow: UnitOfWork, account: str, kind: JobKind, name: str) -> Job:
     """A queued job stops at once; a running one is stopped by its runner."""
-    row = _row(uow, account, kind, name)
+    row = job_row(uow, account, kind, name)
     stopped = queue.stop_waiting(uow, row.id) or queue.request_stop(uow, row.id)
     uow.session.refresh(row)
     if not stopped:
@@ -182,7 +182,8 @@ def job_of(uow: UnitOfWork, row: JobRow) -> Job:
     )
 
 
-def _row(uow: UnitOfWork, account: str, kind: JobKind, name: str) -> JobRow:
+def job_row(uow: UnitOfWork, account: str, kind: JobKind, name: str) -> JobRow:
+    """A job's row, for this service's own modules; :class:`NotFound` if there is none."""
     row = uow.session.scalars(
         select(JobRow).where(
             JobRow.account_id == account, JobRow.kind == kind.value, JobRow.name == name

@@ -1,4 +1,4 @@
-"""Tables of the job service (private to it): jobs, their status history.
+"""Tables of the job service (private to it): jobs, their status history, their metrics.
 
 A job row is also its queue entry. ``fence`` grows by one each time a controller claims
 the job (a new attempt, or taking over one whose lease expired); every write about an
@@ -11,7 +11,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ketch.store.base import Base, UtcDateTime
@@ -69,3 +79,29 @@ class JobTransitionRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime] = mapped_column(UtcDateTime())
     message: Mapped[str | None] = mapped_column(Text)
+
+
+class JobMetricRow(Base):
+    __tablename__ = "job_metrics"
+    __table_args__ = (Index("ix_job_metrics_job_id_name_seq", "job_id", "name", "seq"),)
+
+    job_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    value: Mapped[float | None] = mapped_column(Float)
+    step: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    attempt: Mapped[int] = mapped_column(Integer)
+
+
+class JobMetricCursorRow(Base):
+    __tablename__ = "job_metric_cursors"
+
+    job_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    log_offset: Mapped[int] = mapped_column(BigInteger)
+    file_offset: Mapped[int] = mapped_column(BigInteger)

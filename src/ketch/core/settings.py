@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from ketch.core.errors import InvalidInput
+from ketch.core.instances import INSTANCE_TYPES
 from ketch.core.krn import validate_name
 
 DEFAULT_PORT = 8765
@@ -184,6 +185,38 @@ class JobSettings(BaseModel):
     lease_seconds: int = Field(
         30, ge=2, le=3600, description="A dead controller's jobs are taken over after this"
     )
+    environments_dir: Path | None = Field(
+        None,
+        description="Cached environments of jobs' requirements.txt; default <work_dir>/"
+        "environments",
+    )
+    pip_args: list[str] = Field(
+        default_factory=list,
+        description="Added to every pip install of a requirements.txt, e.g. "
+        '["--index-url", "https://mirror.example/simple"] or ["--no-index", "--find-links", '
+        '"/srv/wheels"]',
+    )
+    pip_timeout_seconds: int = Field(
+        1800, ge=10, le=86_400, description="Longest install of one requirements.txt"
+    )
+    environment_ttl_days: int = Field(
+        30, ge=1, le=3650, description="An environment unused this long is removed"
+    )
+    prices: dict[str, float] = Field(
+        default_factory=dict,
+        description='Price per instance-hour by instance type, e.g. {"cpu.small" = 0.05}; '
+        "a job's cost is its billable hours times this (none for a type not listed)",
+    )
+
+    @field_validator("prices")
+    @classmethod
+    def _priced_types_exist(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, price in value.items():
+            if name not in INSTANCE_TYPES:
+                raise ValueError(f"{name!r} is not an instance type ({', '.join(INSTANCE_TYPES)})")
+            if not 0 <= price < float("inf"):
+                raise ValueError(f"the price of {name} must be a finite number >= 0")
+        return value
 
 
 class SsoSettings(BaseModel):

@@ -4,7 +4,12 @@ A job spec is checked whole before anything is queued: unknown instance types, n
 out of range, hyperparameters that are not plain values, URIs that are not ``ketch://``
 and environment keys that would override the job contract are refused with the field's
 name. Limits follow SageMaker's where it has them (100 hyperparameters of at most 2,500
-characters, 40 metric definitions, 28 days of runtime).
+characters, 40 metric definitions, 28 days of runtime). One instance per job for now:
+only one host runs a job today, and billing for hosts that do not exist would be wrong.
+
+Metric values may be NaN or infinite (a diverging loss is worth recording); on the wire
+they are the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``, since JSON has no
+numbers for them, and read back as floats.
 """
 
 from __future__ import annotations
@@ -15,7 +20,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
 
 from ketch.core.artifact_uri import parse_uri
 from ketch.core.errors import InvalidInput
@@ -50,6 +63,15 @@ def _known_instance_type(value: str) -> str:
 def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise InvalidInput("hyperparameter values must be finite numbers (no NaN or infinity)")
+    return value
+
+
+def _one_instance(value: int) -> int:
+    if value != 1:
+        raise InvalidInput(
+            f"instance_count {value} is not supported yet: a job runs on one instance; "
+            "use instance_count 1 (or a larger instance_type)"
+        )
     return value
 
 
@@ -179,7 +201,9 @@ class JobSpec(WireModel):
         default_factory=dict
     )
     instance_type: InstanceTypeName = "cpu.small"
-    instance_count: int = Field(1, ge=1, le=16)
+    instance_count: Annotated[int, AfterValidator(checked_by(_one_instance))] = Field(
+        1, ge=1, le=16, description="Instances to run on; only 1 is supported for now"
+    )
     max_runtime_seconds: int = Field(86_400, ge=1, le=MAX_RUNTIME_SECONDS)
     retry_strategy: RetryStrategy = Field(default_factory=RetryStrategy)
     checkpoint_uri: PrefixUri | None = None
@@ -225,3 +249,41 @@ class Job(ReadModel):
     cost: float | None = None
     model_artifact_uri: str | None = None
     output_artifact_uri: str | None = None
+
+
+class MetricPoint(ReadModel):
+    """One value of a job's metric: from a metric definition's regex on the log, or from
+    ``ketch.log_metric`` in the job. NaN and infinities travel as strings (see above)."""
+
+    model_config = ConfigDict(extra="ignore", ser_json_inf_nan="strings")
+
+    value: float
+    step: int | None = None
+    """The step given to ``ketch.log_metric``; ``None`` for points read from the log."""
+    timestamp: datetime
+    attempt: int
+
+
+class JobMetrics(ReadModel):
+    """A job's metric series, by metric name, each in the order it was recorded."""
+
+    job: str
+    """The job's KRN."""
+    series: dict[str, list[MetricPoint]] = Field(default_factory=dict)
+
+
+class LogRecord(ReadModel):
+    """One line of a job's log as ``application/x-ndjson``: a piece of the log's text, or
+    (``end``) the last record of a response.
+
+    ``next`` is where to resume (pass it as ``since``); it is ``None`` while nothing has
+    been served (nothing ran yet). The end record says whether the log is ``complete``
+    (the job ended and everything was served) and the job's ``status`` then.
+    """
+
+    text: str = ""
+    attempt: int | None = None
+    next: str | None = None
+    end: bool = False
+    complete: bool = False
+    status: JobStatus | None = None

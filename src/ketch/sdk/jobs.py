@@ -16,8 +16,8 @@
 
 :func:`train` packs ``source_dir`` into ``sourcedir.tar.gz``, uploads it to
 ``ketch://<account>/jobs/<name>/source/``, submits the job and (``wait=True``) waits
-for it to end, writing one line to stderr per status change unless ``quiet=True``. A
-job that fails is *returned*, not raised: the caller checks ``job.status``. The
+for it to end, writing its log and one line per status change to stderr unless
+``quiet=True``. A job that fails is *returned*, not raised: the caller checks ``job.status``. The
 account is taken from the input URIs unless given; the name is generated unless given.
 Like ``ketch.artifacts``, a default :class:`~ketch.sdk.client.Client` is made (and
 closed) for the call unless ``client=`` is passed.
@@ -30,7 +30,8 @@ import re
 import secrets
 import sys
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -41,7 +42,7 @@ from ketch.core.artifact_uri import parse_uri
 from ketch.core.errors import InvalidInput
 from ketch.schemas.jobs import Job
 from ketch.sdk.client import Client
-from ketch.sdk.resources.jobs import Jobs, JobWaitTimeout
+from ketch.sdk.resources.jobs import FINAL, Jobs, JobWaitTimeout, wait_timeout
 
 __all__ = [
     "BUNDLE_NAME",
@@ -57,7 +58,11 @@ BUNDLE_NAME = "sourcedir.tar.gz"
 SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".venv"})
 """Folders never packed: caches and version control, which the job does not need."""
 MAX_NAME = 63
+STATUS_SECONDS = 2.0
+"""While following a job's log, how often its status is read again (and a change shown)."""
 Hyperparameters = Mapping[str, bool | int | float | str]
+MetricDefinitions = Sequence[Mapping[str, str]]
+"""``[{"name": "loss", "regex": "loss=([0-9.eE+-]+)"}]``: the first group is the value."""
 
 
 def pack_source_dir(
@@ -130,15 +135,18 @@ def train(
     output_uri: str | None = None,
     environment: Mapping[str, str] | None = None,
     max_runtime_seconds: int | None = None,
+    metric_definitions: MetricDefinitions | None = None,
     wait: bool = True,
     timeout: float | None = None,
     quiet: bool = False,
     client: Client | None = None,
 ) -> Job:
-    """Pack, upload, submit a training job; with ``wait`` return it once ended.
+    """Pack, upload, submit a training job; with ``wait`` return it once ended, its log
+    streamed to stderr meanwhile (unless ``quiet``).
 
     A Failed or Stopped job is returned, not raised: check ``job.status``. ``timeout``
-    bounds the wait (:class:`JobWaitTimeout`; the job goes on).
+    bounds the wait (:class:`JobWaitTimeout`; the job goes on). ``metric_definitions``
+    turn log lines into metric series (``client.training_jobs.metrics(...)``).
     """
     return _run(
         "training",
@@ -148,7 +156,9 @@ def train(
         hyperparameters,
         instance_type,
         extra={},
-        options=_Options(account, name, output_uri, environment, max_runtime_seconds),
+        options=_Options(
+            account, name, output_uri, environment, max_runtime_seconds, metric_definitions
+        ),
         wait=wait,
         timeout=timeout,
         quiet=quiet,
@@ -169,6 +179,7 @@ def process(
     output_uri: str | None = None,
     environment: Mapping[str, str] | None = None,
     max_runtime_seconds: int | None = None,
+    metric_definitions: MetricDefinitions | None = None,
     wait: bool = True,
     timeout: float | None = None,
     quiet: bool = False,
@@ -184,7 +195,9 @@ def process(
         hyperparameters,
         instance_type,
         extra={"outputs": dict(outputs or {})},
-        options=_Options(account, name, output_uri, environment, max_runtime_seconds),
+        options=_Options(
+            account, name, output_uri, environment, max_runtime_seconds, metric_definitions
+        ),
         wait=wait,
         timeout=timeout,
         quiet=quiet,
@@ -199,6 +212,7 @@ class _Options:
     output_uri: str | None
     environment: Mapping[str, str] | None
     max_runtime_seconds: int | None
+    metric_definitions: MetricDefinitions | None
 
 
 def _run(
@@ -233,6 +247,8 @@ def _run(
     }
     if options.max_runtime_seconds is not None:
         spec["max_runtime_seconds"] = options.max_runtime_seconds
+    if options.metric_definitions:
+        spec["metric_definitions"] = [dict(d) for d in options.metric_definitions]
     if client is not None:
         return _submit(client, kind, account, spec, source_dir, wait, timeout, quiet)
     with Client() as default:
@@ -259,16 +275,52 @@ def _submit(
     job = jobs.create(account, spec)
     if quiet:
         return job if not wait else jobs.wait(account, job.name, timeout=timeout)
-    reported = [_report(job)]
-
-    def on_change(current: Job) -> None:
-        line = _line(current)
-        if line != reported[-1]:
-            reported.append(_report(current))
-
     if not wait:
+        _report(job)
         return job
-    return jobs.wait(account, job.name, timeout=timeout, on_change=on_change)
+    return _follow(jobs, job, timeout)
+
+
+def _follow(jobs: Jobs, job: Job, timeout: float | None) -> Job:
+    """Wait for ``job`` to end, writing its log and each change of status to stderr."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    shown = _Shown(_report(job))
+    since: str | None = None
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise wait_timeout(job, timeout or 0.0)
+        pause = STATUS_SECONDS if left is None else min(STATUS_SECONDS, left)
+        stream = jobs.logs(job.account, job.name, follow=True, since=since, timeout=pause)
+        for text in stream:
+            shown.text(text)
+        since = stream.next
+        job = jobs.get(job.account, job.name)
+        shown.status(job)
+        if job.status in FINAL and stream.complete:
+            return job
+
+
+class _Shown:
+    """What went to stderr: log text as it came, and a line per state."""
+
+    def __init__(self, line: str) -> None:
+        self.line = line
+        self.open_line = False
+        """The last log text did not end its line."""
+
+    def text(self, text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        self.open_line = not text.endswith("\n")
+
+    def status(self, job: Job) -> None:
+        if _line(job) == self.line:
+            return
+        if self.open_line:
+            sys.stderr.write("\n")
+            self.open_line = False
+        self.line = _report(job)
 
 
 def _line(job: Job) -> str:

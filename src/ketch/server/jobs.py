@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+from ketch.compute.environments import Environments
 from ketch.compute.executors.local import LocalExecutor
 from ketch.compute.queue import Capacity
 from ketch.compute.runner import JobRunner
 from ketch.server.context import Context
+
+logger = logging.getLogger(__name__)
 
 
 def build_runner(context: Context) -> JobRunner:
@@ -32,6 +37,14 @@ def build_runner(context: Context) -> JobRunner:
         capacity=capacity,
         lease=timedelta(seconds=settings.lease_seconds),
         work_dir=work_dir / "roots",
+        prices=settings.prices,
+        environments=Environments(
+            settings.environments_dir or work_dir / "environments",
+            python=sys.executable,
+            pip_args=settings.pip_args,
+            timeout_seconds=settings.pip_timeout_seconds,
+            ttl_days=settings.environment_ttl_days,
+        ),
     )
     runner.wakeup = context.job_wakeup
     return runner
@@ -42,6 +55,11 @@ def job_runner(context: Context) -> Iterator[JobRunner]:
     """Run the controller while the block runs; on exit stop claiming and let running
     attempts be (they outlive the server, and the next start recovers them)."""
     runner = build_runner(context)
+    environments = runner.parts.environments
+    if environments is not None:  # unused environments go, off the start-up path
+        threading.Thread(
+            target=_evict, args=(environments,), name="ketch-envs", daemon=True
+        ).start()
     stop = threading.Event()
     thread = threading.Thread(target=runner.serve, args=(stop,), name="ketch-jobs", daemon=True)
     thread.start()
@@ -51,3 +69,13 @@ def job_runner(context: Context) -> Iterator[JobRunner]:
         stop.set()
         runner.wakeup.set()
         thread.join(timeout=35)
+
+
+def _evict(environments: Environments) -> None:
+    try:
+        removed = environments.evict()
+    except OSError:
+        logger.warning("could not remove unused job environments", exc_info=True)
+        return
+    if removed:
+        logger.info("removed %d unused job environment(s)", removed)

@@ -1,4 +1,5 @@
-"""`ketch jobs`: run (without waiting), ls, describe, stop, and the syntax of pairs.
+"""`ketch jobs`: run (without waiting), ls, describe, stop, logs, metrics, and the syntax
+of pairs.
 
 The test app runs no jobs: a job stays Pending until it is stopped.
 """
@@ -8,10 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 import ketch
 from cli.results import Run, failed, json_output
+from ketch import compute
 from ketch.cli.commands.jobs import parse_value
+from ketch.compute.tables import JobMetricRow, JobRow
+from ketch.server.context import Context
 
 
 @pytest.fixture
@@ -162,3 +167,71 @@ def test_run_errors_are_reported(run: Run, account: str, source: Path) -> None:
 def test_hyperparameter_values_are_typed(text: str, value: object) -> None:
     parsed = parse_value(text)
     assert parsed == value and type(parsed) is type(value)
+
+
+def test_run_sends_metric_definitions(
+    run: Run, client: ketch.Client, account: str, source: Path
+) -> None:
+    submit(run, source, "--name", "m-1", "--metric", r"loss=loss=(\S+)", "--metric", "acc=acc (.*)")
+    job = client.training_jobs.get("fraud-dev", "m-1")
+    assert [(d.name, d.regex) for d in job.spec.metric_definitions] == [
+        ("loss", r"loss=(\S+)"),
+        ("acc", "acc (.*)"),
+    ]
+    result = run("jobs", "run", "train.py", "--source-dir", str(source), "--account",
+                 "fraud-dev", "--no-wait", "--metric", "loss=no-group")  # fmt: skip
+    assert result.exit_code == 1 and "needs a group" in result.stderr
+
+
+def played(context: Context, name: str, status: str, text: str) -> None:
+    """The test app runs no jobs: move one as a runner would and write its log."""
+    with context.uow(write=True) as w:
+        row = w.session.scalars(select(JobRow).where(JobRow.name == name)).one()
+        row.status, row.attempt = status, 1
+        job_id = row.id
+        w.session.add_all(
+            JobMetricRow(job_id=job_id, seq=n, name="loss", value=v, step=n, at=row.created_at,
+                         attempt=1)
+            for n, v in enumerate([0.5, 0.25, None], start=1)
+        )  # fmt: skip
+    settings = context.settings
+    path = compute.log_path(compute.roots_dir(settings.jobs, settings.home), job_id, 1)
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+
+
+def test_logs_prints_the_log_with_secrets_masked(
+    run: Run, account: str, source: Path, context: Context
+) -> None:
+    submit(run, source, "--name", "l-1", "--env", "TOKEN=s3cr3t-value")
+    played(context, "l-1", "Completed", "[rich] token s3cr3t-value\n")
+
+    for follow in ([], ["-f"]):
+        shown = run("jobs", "logs", "l-1", "--account", "fraud-dev", *follow)
+        assert shown.exit_code == 0, shown.output
+        assert shown.stdout == "--- attempt 1 ---\n[rich] token ***\n"
+    only = run("jobs", "logs", "l-1", "-a", "fraud-dev", "--attempt", "1", "--since", "1:7")
+    assert only.stdout == "token ***\n"
+    failed(run("jobs", "logs", "nope", "-a", "fraud-dev"), "NotFound")
+    failed(run("jobs", "logs", "l-1", "-a", "fraud-dev", "--processing"), "NotFound")
+
+
+def test_metrics_are_summed_up_or_given_whole(
+    run: Run, account: str, source: Path, context: Context
+) -> None:
+    submit(run, source, "--name", "l-1")
+    played(context, "l-1", "Completed", "")
+
+    table = run("jobs", "metrics", "l-1", "--account", "fraud-dev")
+    assert table.exit_code == 0, table.output
+    row = next(line for line in table.stdout.splitlines() if "loss" in line)
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert cells == ["loss", "3", "nan", "3", "0.25", "0.5"]  # min/max leave NaN out
+    whole = json_output(run("jobs", "metrics", "l-1", "-a", "fraud-dev", "-o", "json"))
+    assert [p["value"] for p in whole["series"]["loss"]] == [0.5, 0.25, "NaN"]
+    assert (
+        json_output(
+            run("jobs", "metrics", "l-1", "-a", "fraud-dev", "--metric", "acc", "-o", "json")
+        )["series"]
+        == {}
+    )

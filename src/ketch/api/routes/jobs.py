@@ -1,16 +1,27 @@
-"""Routes of the job service: submit, describe, list and stop training and processing jobs.
+"""Routes of the job service: submit, describe, list and stop training and processing jobs;
+read their logs and metrics.
 
 Both kinds share one set of handlers, registered once per kind with that kind's actions,
 path (``training-jobs``, ``processing-jobs``) and body schema. The annotations are
 evaluated when each handler is defined (no ``from __future__ import annotations``): they
 name the kind's body model and authorisation dependency from the enclosing call.
+
+Logs and metrics are part of what describing a job shows, so they take the kind's
+Describe action. Logs stream (``compute.logs``): plain text, or with ``Accept:
+application/x-ndjson`` one :class:`LogRecord` per line, each with the position to resume
+from. Each read runs in a worker thread; a follower waits between reads on the event loop
+(holding no thread, and no transaction), and one that left is noticed within a poll
+(0.2 s) and its reader closed.
 """
 
+from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+import anyio
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
 
 from ketch import compute
 from ketch.api import resources
@@ -23,12 +34,33 @@ from ketch.api.pagination import (
     decode_token,
     encode_token,
 )
+from ketch.compute.logs import POLL_SECONDS
 from ketch.core.errors import InvalidInput
 from ketch.iam import Action
 from ketch.schemas.common import Page
-from ketch.schemas.jobs import Job, JobKind, JobStatus, ProcessingJobCreate, TrainingJobCreate
+from ketch.schemas.jobs import (
+    Job,
+    JobKind,
+    JobMetrics,
+    JobStatus,
+    LogRecord,
+    ProcessingJobCreate,
+    TrainingJobCreate,
+)
 
 router = APIRouter(tags=["jobs"])
+
+NDJSON = "application/x-ndjson"
+TEXT = "text/plain; charset=utf-8"
+_LOG_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "The log: text, or one LogRecord per line (Accept: application/x-ndjson)",
+        "content": {
+            "text/plain": {"schema": {"type": "string"}},
+            NDJSON: {"schema": {"type": "string"}},
+        },
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -96,7 +128,8 @@ def _register(k: KindRoutes, body_model: type[TrainingJobCreate | ProcessingJobC
             job = create_once(
                 uow,
                 guard.caller,
-                operation=k.create.value,
+                # Per account: the same token sent to another account is another request.
+                operation=f"{k.create.value}:{account_id}",
                 body=body,
                 create=lambda: compute.submit_job(
                     uow, account_id, k.kind, body, created_by=guard.caller.name
@@ -116,8 +149,8 @@ def _register(k: KindRoutes, body_model: type[TrainingJobCreate | ProcessingJobC
         ],
         status_equals: Annotated[JobStatus | None, Query(alias="status")] = None,
         name_prefix: Annotated[str | None, Query(max_length=63)] = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
+        created_after: AwareDatetime | None = None,
+        created_before: AwareDatetime | None = None,
         tag: Annotated[str | None, Query(max_length=400, description="key=value")] = None,
         max_results: MaxResults = DEFAULT_MAX_RESULTS,
         next_token: NextToken = None,
@@ -164,6 +197,94 @@ def _register(k: KindRoutes, body_model: type[TrainingJobCreate | ProcessingJobC
         with guard.write() as uow:
             return compute.stop_job(uow, account_id, k.kind, name)
 
+    @router.get(
+        f"{base}/{{name}}/logs",
+        summary=f"Read or follow a {k.kind.value} job's log",
+        name=f"get_{k.kind.value}_job_logs",
+        response_class=StreamingResponse,
+        responses=_LOG_RESPONSES,
+    )
+    async def logs(
+        request: Request,
+        account_id: str,
+        name: str,
+        guard: Annotated[Guard, Depends(authorize(k.describe, one))],
+        attempt: Annotated[
+            int | None, Query(ge=1, le=10_000, description="Only this attempt (no header)")
+        ] = None,
+        since: Annotated[
+            str | None,
+            Query(max_length=40, description="Resume here: a record's 'next' (attempt:offset)"),
+        ] = None,
+        follow: Annotated[bool, Query(description="Stream new output until the job ends")] = False,
+        max_seconds: Annotated[
+            float | None, Query(gt=0, le=3600, description="Stop following after this long")
+        ] = None,
+    ) -> StreamingResponse:
+        settings = guard.context.settings
+
+        def open_log() -> compute.JobLog:
+            with guard.context.uow() as uow:
+                return compute.open_job_log(
+                    uow,
+                    compute.roots_dir(settings.jobs, settings.home),
+                    account_id,
+                    k.kind,
+                    name,
+                    attempt=attempt,
+                    since=since,
+                )
+
+        log = await anyio.to_thread.run_sync(open_log)
+        records = log.records(guard.context.uow, follow=follow, max_seconds=max_seconds)
+        ndjson = NDJSON in request.headers.get("accept", "")
+        return StreamingResponse(
+            _stream(request, records, ndjson=ndjson),
+            media_type=NDJSON if ndjson else TEXT,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @router.get(
+        f"{base}/{{name}}/metrics",
+        summary=f"A {k.kind.value} job's metric series",
+        name=f"get_{k.kind.value}_job_metrics",
+    )
+    def metrics(
+        account_id: str,
+        name: str,
+        guard: Annotated[Guard, Depends(authorize(k.describe, one))],
+        metric: Annotated[
+            str | None, Query(max_length=255, description="Only this metric's series")
+        ] = None,
+    ) -> JobMetrics:
+        with guard.context.uow() as uow:
+            return compute.get_job_metrics(uow, account_id, k.kind, name, metric=metric)
+
+
+async def _stream(
+    request: Request, records: Generator[LogRecord | None, None, None], *, ndjson: bool
+) -> AsyncIterator[bytes]:
+    """The records as the response body; each is read in a worker thread (files, the
+    database), and the reader is closed when the body ends or the client went away."""
+    try:
+        while True:
+            record = await anyio.to_thread.run_sync(next, records, _DONE)
+            if record is _DONE:
+                return
+            if isinstance(record, LogRecord):
+                if ndjson:
+                    yield record.model_dump_json(exclude_defaults=True).encode() + b"\n"
+                elif record.text:
+                    yield record.text.encode()
+            elif record is None:  # nothing new: wait here, holding no worker thread
+                await anyio.sleep(POLL_SECONDS)
+            if await request.is_disconnected():
+                return
+    finally:
+        records.close()
+
+
+_DONE = object()
 
 _register(TRAINING, TrainingJobCreate)
 _register(PROCESSING, ProcessingJobCreate)

@@ -1,13 +1,15 @@
-"""`ketch jobs`: run a local folder as a training or processing job, list, describe, stop."""
+"""`ketch jobs`: run a local folder as a training or processing job, list, describe, stop,
+read or follow its log, show its metrics."""
 
 from __future__ import annotations
 
 import math
+import sys
 from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from rich.table import Table
 
 from ketch.cli._client import get_client, reported_errors
@@ -22,7 +24,7 @@ from ketch.cli.output import (
     err_console,
 )
 from ketch.schemas.common import MAX_PAGE_SIZE
-from ketch.schemas.jobs import Job, JobStatus
+from ketch.schemas.jobs import Job, JobMetrics, JobStatus, MetricPoint
 from ketch.sdk import jobs as sdk_jobs
 from ketch.sdk.resources.jobs import Jobs
 
@@ -123,6 +125,12 @@ def run_job(
     env: Annotated[
         list[str] | None, typer.Option("--env", help="Environment variable K=V; repeat.")
     ] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric", help="Metric from the log, name=regex (first group is the value); repeat."
+        ),
+    ] = None,
     max_runtime: Annotated[
         int | None, typer.Option("--max-runtime", help="Runtime limit in seconds.")
     ] = None,
@@ -138,9 +146,11 @@ def run_job(
 ) -> None:
     """Pack a local folder, upload it, submit a job and (unless --no-wait) wait for its end.
 
-    Status changes go to stderr; exits 1 if the job ends Failed or Stopped.
+    The job's log and its status changes go to stderr; exits 1 if the job ends Failed or
+    Stopped.
     """
     inputs = _pairs(input, "--input")
+    metrics = [{"name": k, "regex": v} for k, v in _pairs(metric, "--metric").items()]
     hyperparameters = {k: parse_value(v) for k, v in _pairs(hp, "--hp").items()}
     environment = _pairs(env, "--env")
     with reported_errors():
@@ -151,6 +161,7 @@ def run_job(
             "output_uri": output_uri,
             "environment": environment,
             "max_runtime_seconds": max_runtime,
+            "metric_definitions": metrics,
             "wait": not no_wait,
             "timeout": timeout,
             "quiet": no_wait,  # the record on stdout says all there is
@@ -233,6 +244,86 @@ def stop_job(
     _emit_job(job, output)
 
 
+@app.command("logs")
+def job_logs(
+    ctx: typer.Context,
+    name: NameArg,
+    account: AccountOption,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new output until the job ends.")
+    ] = False,
+    attempt: Annotated[
+        int | None, typer.Option(min=1, help="Only this attempt (default: all, in order).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Start at this position (attempt:offset).")
+    ] = None,
+    processing: ProcessingOption = False,
+) -> None:
+    """Print a job's log (standard output and error of each attempt); secrets show as ***."""
+    with reported_errors():
+        try:
+            for text in _kind(ctx, processing).logs(
+                account, name, follow=follow, attempt=attempt, since=since
+            ):
+                typer.echo(text, nl=False)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
+class _Series(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    metric: str
+    points: int
+    last: float
+    last_step: int | None
+    minimum: float
+    maximum: float
+
+    @classmethod
+    def of(cls, metric: str, points: list[MetricPoint]) -> _Series:
+        values = [p.value for p in points if not math.isnan(p.value)] or [math.nan]
+        return cls(
+            metric=metric,
+            points=len(points),
+            last=points[-1].value,
+            last_step=points[-1].step,
+            minimum=min(values),
+            maximum=max(values),
+        )
+
+
+@app.command("metrics")
+def job_metrics(
+    ctx: typer.Context,
+    name: NameArg,
+    account: AccountOption,
+    metric: Annotated[str | None, typer.Option(help="Only this metric.")] = None,
+    processing: ProcessingOption = False,
+    output: OutputOption = OutputFormat.TABLE,
+) -> None:
+    """Show a job's metrics: a summary per series, or every point with -o json."""
+    with reported_errors():
+        found: JobMetrics = _kind(ctx, processing).metrics(account, name, metric=metric)
+    if output is OutputFormat.JSON:
+        # model_dump_json writes non-finite values as "NaN"/"Infinity" strings (valid JSON)
+        sys.stdout.write(found.model_dump_json(indent=2) + "\n")
+        return
+    rows = [_Series.of(m, points) for m, points in sorted(found.series.items()) if points]
+    emit_table(rows, SERIES_COLUMNS, output, title=f"Metrics of {name}")
+
+
+SERIES_COLUMNS = (
+    ("metric", "metric"),
+    ("points", "points"),
+    ("last", "last"),
+    ("last step", "last_step"),
+    ("min", "minimum"),
+    ("max", "maximum"),
+)
+
+
 class _Summary(BaseModel):
     name: str
     krn: str
@@ -251,6 +342,8 @@ class _Summary(BaseModel):
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
+    billable_seconds: float | None
+    cost: float | None
 
 
 def _emit_job(job: Job, output: OutputFormat) -> None:
@@ -277,6 +370,8 @@ def _emit_job(job: Job, output: OutputFormat) -> None:
         created_at=job.created_at,
         started_at=job.started_at,
         ended_at=job.ended_at,
+        billable_seconds=job.billable_seconds,
+        cost=job.cost,
     )
     emit_record(summary, output)
     table = Table(title="Transitions")

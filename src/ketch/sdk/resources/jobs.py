@@ -1,23 +1,31 @@
-"""``client.training_jobs`` and ``client.processing_jobs``: submit, describe, list, stop, wait.
+"""``client.training_jobs`` and ``client.processing_jobs``: submit, describe, list, stop,
+wait, logs and metrics.
 
 One class serves both kinds; only the path (``training-jobs`` / ``processing-jobs``) and
 the body schema differ. :meth:`Jobs.wait` polls describe with an interval that starts
 short (a job stopped while queued answers at once) and grows to about a second.
+:meth:`Jobs.logs` reads the log as records that carry their position, so a follower
+whose connection drops (or whose request reached its time limit) goes on from exactly
+where it was, neither losing nor repeating output.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ketch.core.errors import ErrorCode, KetchError
+import httpx
+
+from ketch.core.errors import BackendUnavailable, ErrorCode, KetchError
 from ketch.schemas.common import Page
 from ketch.schemas.jobs import (
     Job,
     JobKind,
+    JobMetrics,
     JobStatus,
+    LogRecord,
     ProcessingJobCreate,
     TrainingJobCreate,
 )
@@ -32,6 +40,13 @@ FINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED})
 """States a job never leaves."""
 FIRST_POLL = 0.1
 """Seconds before the first re-read; each later pause is 1.5 times longer, up to ``poll``."""
+
+FOLLOW_SECONDS = 15.0
+"""How long one follow request lasts before the next one goes on from its position (well
+under the client's read timeout, so a quiet job never looks like a dead server)."""
+RECONNECTS = 3
+"""Consecutive broken connections a follower survives."""
+NDJSON = "application/x-ndjson"
 
 JobCreate = TrainingJobCreate | ProcessingJobCreate
 OnChange = Callable[[Job], None]
@@ -51,6 +66,15 @@ class JobWaitTimeout(KetchError, TimeoutError):
     def __init__(self, message: str, *, job: Job) -> None:
         super().__init__(message)
         self.job = job
+
+
+def wait_timeout(job: Job, timeout: float) -> JobWaitTimeout:
+    """The error of a wait that gave up after ``timeout`` seconds on ``job``."""
+    return JobWaitTimeout(
+        f"{job.kind.value} job '{job.name}' in {job.account} is still {job.status.value} "
+        f"after {timeout:g} s; it goes on running (wait again, or stop it)",
+        job=job,
+    )
 
 
 class Jobs:
@@ -108,7 +132,7 @@ class Jobs:
         max_results: int | None = None,
         next_token: str | None = None,
     ) -> Page[Job]:
-        """One page of jobs, newest first as the server orders them.
+        """One page of jobs, by name as the server orders them.
 
         ``tag`` is ``("key", "value")`` or ``"key=value"``.
         """
@@ -155,6 +179,35 @@ class Jobs:
         response = self._client.request("POST", f"{self._one(account, name)}/stop")
         return Job.model_validate(response.json())
 
+    def metrics(self, account: str, name: str, *, metric: str | None = None) -> JobMetrics:
+        """The job's metric series by name (only ``metric``'s if given); values may be
+        NaN or infinite."""
+        response = self._client.request(
+            "GET", f"{self._one(account, name)}/metrics", params={"metric": metric}
+        )
+        return JobMetrics.model_validate(response.json())
+
+    def logs(
+        self,
+        account: str,
+        name: str,
+        *,
+        follow: bool = False,
+        attempt: int | None = None,
+        since: str | None = None,
+        timeout: float | None = None,
+    ) -> LogStream:
+        """The job's log as text chunks (``for text in client.training_jobs.logs(...)``).
+
+        Every attempt in order, each after a ``--- attempt N ---`` line, or only
+        ``attempt``; from the start or from ``since`` (a :attr:`LogStream.next` of an
+        earlier read). With ``follow``, new output keeps coming until the job ends, or
+        until ``timeout`` seconds passed. Environment values are shown as ``***``.
+        """
+        return LogStream(
+            self, account, name, follow=follow, attempt=attempt, since=since, timeout=timeout
+        )
+
     def wait(
         self,
         account: str,
@@ -186,13 +239,80 @@ class Jobs:
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise JobWaitTimeout(
-                        f"{self.kind.value} job '{name}' in {account} is still "
-                        f"{job.status.value} after {timeout:g} s; it goes on running "
-                        "(wait again, or stop it)",
-                        job=job,
-                    )
+                    raise wait_timeout(job, timeout or 0.0)
                 time.sleep(min(pause, left))
             else:
                 time.sleep(pause)
             pause = min(pause * 1.5, poll)
+
+
+class LogStream:
+    """Text chunks of a job's log; see :meth:`Jobs.logs`.
+
+    After (or during) the iteration, :attr:`next` is where a later read goes on,
+    :attr:`complete` says whether the job ended and everything was read, and
+    :attr:`status` is the job's status at the last answer.
+    """
+
+    def __init__(
+        self,
+        jobs: Jobs,
+        account: str,
+        name: str,
+        *,
+        follow: bool,
+        attempt: int | None,
+        since: str | None,
+        timeout: float | None,
+    ) -> None:
+        self._jobs = jobs
+        self._path = f"{jobs._one(account, name)}/logs"
+        self._follow = follow
+        self._attempt = attempt
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self.next: str | None = since
+        self.complete = False
+        self.status: JobStatus | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        broken = 0
+        while True:
+            left = None if self._deadline is None else self._deadline - time.monotonic()
+            if left is not None and left <= 0 and self._follow:
+                return
+            try:
+                ended = yield from self._request(left)
+            except httpx.TransportError as exc:
+                broken += 1
+                if not self._follow or broken > RECONNECTS:
+                    raise BackendUnavailable(
+                        f"the log stream broke ({type(exc).__name__}); "
+                        f"read on with since={self.next!r}"
+                    ) from exc
+                time.sleep(0.2 * 2**broken)
+                continue
+            broken = 0
+            if self.complete or not self._follow or not ended:
+                return
+
+    def _request(self, left: float | None) -> Generator[str, None, bool]:
+        """One request's chunks; returns whether its end record arrived."""
+        params: dict[str, Any] = {"attempt": self._attempt, "since": self.next}
+        if self._follow:
+            params["follow"] = "true"
+            params["max_seconds"] = max(0.1, min(FOLLOW_SECONDS, left or FOLLOW_SECONDS))
+        with self._jobs._client.stream(
+            "GET", self._path, params=params, headers={"Accept": NDJSON}
+        ) as response:
+            for line in response.iter_lines():
+                if not line:
+                    continue
+                record = LogRecord.model_validate_json(line)
+                if record.next is not None:
+                    self.next = record.next
+                if record.end:
+                    self.complete, self.status = record.complete, record.status
+                    return True
+                if record.text:
+                    yield record.text
+        return False
