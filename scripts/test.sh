@@ -14,10 +14,12 @@ echo "== mypy" >&2
 .venv/bin/mypy
 
 echo "== pytest" >&2
-# The PostgreSQL half of the suite must fail, not skip, when the cluster cannot start.
+# The PostgreSQL half of the suite (and the S3, OIDC and Ray parts) must fail, not skip,
+# when its server cannot start.
 export KETCH_TEST_POSTGRES=required
 export KETCH_TEST_OIDC=required
 export KETCH_TEST_S3=required
+export KETCH_TEST_RAY=required
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
 if [[ "$status" -eq 5 ]]; then

@@ -25,11 +25,13 @@ from ketch.artifact_store import ArtifactStore, open_artifact, put_artifact
 from ketch.compute import queue
 from ketch.compute.attempt import Attempt
 from ketch.compute.environments import Environments
+from ketch.compute.executors import AttemptStatus
 from ketch.compute.executors.local import LocalExecutor
 from ketch.compute.queue import Capacity
 from ketch.compute.runner import JobRunner, RunnerContext
 from ketch.compute.tables import JobRow, JobTransitionRow
 from ketch.core.artifact_uri import parse_uri
+from ketch.core.errors import BackendUnavailable
 from ketch.core.ids import new_id
 from ketch.schemas.jobs import JobKind, JobStatus, TrainingJobCreate
 from ketch.schemas.org import AccountCreate, Stage
@@ -481,3 +483,42 @@ def test_a_requirement_that_cannot_be_installed_fails_the_job_as_the_users(
     done = run(make_runner(environments=environments), accounts, submit(accounts, files))
     assert done.status == JobStatus.FAILED and done.failure_kind == "user"
     assert done.failure_reason is not None and "no-such-package-anywhere" in done.failure_reason
+
+
+class UnreachableAtFirst(LocalExecutor):
+    """A local executor whose first few waits fail as an unreachable cluster would."""
+
+    def __init__(self, state_dir: Path, failures: int) -> None:
+        super().__init__(state_dir, timeout_grace_seconds=1)
+        self.failures = failures
+
+    def wait(self, handle: str, timeout: float | None = None) -> AttemptStatus:
+        if self.failures > 0:
+            self.failures -= 1
+            raise BackendUnavailable("the cluster is out of reach")
+        return super().wait(handle, timeout)
+
+
+def test_an_executor_out_of_reach_for_a_while_neither_fails_nor_restarts_the_job(
+    accounts: Context, tmp_path: Path
+) -> None:
+    put(accounts, ACCOUNT, "data/train/train.csv", CSV.encode())
+    runs = tmp_path / "runs"
+    job_id = submit(accounts, {"train.py": TRAIN_SCRIPT}, hyperparameters={"marker": str(runs)})
+    executor = UnreachableAtFirst(tmp_path / "state", failures=3)
+    runner = JobRunner(
+        accounts,
+        executor,
+        owner="ctl",
+        capacity=Capacity(),
+        lease=timedelta(seconds=30),
+        work_dir=tmp_path / "work",
+        poll_seconds=0.05,
+    )
+    try:
+        done = run(runner, accounts, job_id)
+    finally:
+        runner.close(timeout=10)
+    assert done.status == JobStatus.COMPLETED, done.failure_reason
+    assert done.attempt == 1 and executor.failures == 0
+    assert runs.read_text() == "ran\n"

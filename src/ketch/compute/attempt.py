@@ -42,7 +42,7 @@ from ketch.compute.metrics import MetricRecorder, MetricTailer
 from ketch.compute.service import check_own_account
 from ketch.compute.tables import JobRow, JobTransitionRow
 from ketch.core.archives import UnsafeArchive, extract_archive
-from ketch.core.errors import Forbidden, InvalidInput, NotFound
+from ketch.core.errors import BackendUnavailable, Forbidden, InvalidInput, NotFound
 from ketch.core.instances import instance_type
 from ketch.schemas.jobs import (
     FailureKind,
@@ -259,7 +259,14 @@ class Attempt:
         """
         stopping = self._status is JobStatus.STOPPING
         while True:
-            status = self.parts.executor.wait(handle, timeout=self.parts.poll_seconds)
+            try:
+                status = self.parts.executor.wait(handle, timeout=self.parts.poll_seconds)
+            except BackendUnavailable as exc:
+                # The executor's cluster is out of reach, not the attempt known to be gone:
+                # keep the job (and its lease) and ask again, rather than start it anew.
+                logger.warning("job %s: cannot reach the executor: %s", job.id, exc.message)
+                self.parts.closing.wait(self.parts.poll_seconds)
+                status = AttemptStatus(AttemptState.RUNNING)
             if status.finished:
                 self._finished = True
                 return status

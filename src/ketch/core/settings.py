@@ -170,12 +170,69 @@ class ArtifactSettings(BaseModel):
         return self
 
 
+class RaySettings(BaseModel):
+    """The Ray cluster jobs run on when ``jobs.executor`` is ``"ray"``.
+
+    Without ``address`` the server starts a Ray head of its own on 127.0.0.1 (kept in
+    ``<work_dir>/ray``, left running across server restarts like the attempts on it).
+    Ray always runs with token authentication: the token is generated for the server's
+    own head unless set, and must be set with ``address``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(
+        None,
+        description="host:port of an existing cluster's GCS (e.g. 10.0.0.5:6379); unset: "
+        "a Ray head of the server's own on 127.0.0.1",
+    )
+    token: SecretStr | None = Field(
+        None, description="The cluster's RAY_AUTH_MODE=token token (KETCH_JOBS__RAY__TOKEN)"
+    )
+    namespace: str = Field(
+        "ketch",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
+        description="Ray namespace of the attempts' actors and records",
+    )
+    cpus: int | None = Field(None, ge=1, description="CPUs the server's own head offers")
+    memory_mib: int | None = Field(
+        None, ge=512, description="Memory the server's own head offers (MiB)"
+    )
+    gpus: int | None = Field(None, ge=0, description="GPUs the server's own head offers")
+
+    @field_validator("address")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or "/" in value or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                "the Ray address must be the GCS's host:port, e.g. 10.0.0.5:6379 "
+                "(no scheme: ray:// client addresses are not supported)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _token_for_a_cluster(self) -> RaySettings:
+        token = self.token.get_secret_value() if self.token else ""
+        if self.address and not token:
+            raise ValueError(
+                "jobs.ray.address is set, so jobs.ray.token is needed: ketch connects to "
+                "Ray only with token authentication (RAY_AUTH_MODE=token)"
+            )
+        return self
+
+
 class JobSettings(BaseModel):
     """Running jobs: where, how many at once, and how long a controller's claim lasts."""
 
     model_config = ConfigDict(extra="forbid")
 
-    executor: Literal["local"] = "local"
+    executor: Literal["local", "ray"] = Field(
+        "local", description="Where attempts run: local processes, or a Ray cluster ([jobs.ray])"
+    )
+    ray: RaySettings = Field(default_factory=RaySettings)
     work_dir: Path | None = Field(None, description="Job roots and logs; default $KETCH_HOME/jobs")
     per_account: int = Field(4, ge=1, le=10_000, description="Jobs one account runs at once")
     per_instance_type: dict[str, int] = Field(

@@ -11,14 +11,25 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 from ketch.compute.environments import Environments
+from ketch.compute.executors import Executor
 from ketch.compute.executors.local import LocalExecutor
+from ketch.compute.executors.ray import RayExecutor
 from ketch.compute.queue import Capacity
 from ketch.compute.runner import JobRunner
+from ketch.core.settings import JobSettings
 from ketch.server.context import Context
 
 logger = logging.getLogger(__name__)
+
+
+def build_executor(settings: JobSettings, work_dir: Path) -> Executor:
+    """The executor ``jobs.executor`` names; its state goes under ``work_dir``."""
+    if settings.executor == "ray":  # imports Ray, an optional extra, only now
+        return RayExecutor.from_settings(settings.ray, work_dir / "ray")
+    return LocalExecutor(work_dir / "attempts")
 
 
 def build_runner(context: Context) -> JobRunner:
@@ -32,7 +43,7 @@ def build_runner(context: Context) -> JobRunner:
     )
     runner = JobRunner(
         context,
-        LocalExecutor(work_dir / "attempts"),
+        build_executor(settings, work_dir),
         owner=f"{socket.gethostname()}:{os.getpid()}",
         capacity=capacity,
         lease=timedelta(seconds=settings.lease_seconds),

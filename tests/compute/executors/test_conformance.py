@@ -32,7 +32,7 @@ from ketch.compute.executors import (
 from ketch.compute.executors.local import LocalExecutor
 from ketch.core.instances import INSTANCE_TYPES, InstanceType
 
-EXECUTORS = ["local"]
+EXECUTORS = ["local", pytest.param("ray", marks=pytest.mark.ray)]
 GRACE = 1.0
 """Grace after a timeout (the executor's setting) and after a stop (passed to ``stop``)."""
 SMALL = InstanceType("test.tiny", 0, cpus=1, memory_mib=256)
@@ -55,14 +55,23 @@ class Backend:
 @pytest.fixture(params=EXECUTORS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """The executor under test (overrides the database ``backend`` of conftest)."""
-    if request.param != "local":
+    if request.param == "ray":  # the session's local Ray head, a namespace per test
+        cluster = request.getfixturevalue("ray_cluster")
+        namespace = cluster.new_namespace()
+        found = Backend(
+            new=lambda: cluster.executor(namespace, timeout_grace_seconds=GRACE),
+            lose=cluster.lose,
+            clean_up=lambda: cluster.clean_up(namespace),
+        )
+    elif request.param == "local":
+        state = tmp_path / "state"
+        found = Backend(
+            new=lambda: LocalExecutor(state, timeout_grace_seconds=GRACE),
+            lose=lambda handle: os.kill(json.loads(handle)["pid"], signal.SIGKILL),
+            clean_up=lambda: _kill_orphans(state),
+        )
+    else:
         raise AssertionError(request.param)
-    state = tmp_path / "state"
-    found = Backend(
-        new=lambda: LocalExecutor(state, timeout_grace_seconds=GRACE),
-        lose=lambda handle: os.kill(json.loads(handle)["pid"], signal.SIGKILL),
-        clean_up=lambda: _kill_orphans(state),
-    )
     yield found
     found.clean_up()
 
