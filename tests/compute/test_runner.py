@@ -522,3 +522,44 @@ def test_an_executor_out_of_reach_for_a_while_neither_fails_nor_restarts_the_job
     assert done.status == JobStatus.COMPLETED, done.failure_reason
     assert done.attempt == 1 and executor.failures == 0
     assert runs.read_text() == "ran\n"
+
+
+CHECKPOINT_SCRIPT = """\
+import os, sys
+folder = os.environ["KETCH_CHECKPOINT_DIR"]
+path = os.path.join(folder, "state", "epoch.txt")
+epoch = int(open(path).read()) if os.path.exists(path) else 0
+os.makedirs(os.path.dirname(path), exist_ok=True)
+with open(path, "w") as state:
+    state.write(str(epoch + 1))
+sys.exit(int(os.environ.get("FAIL", "0")))
+"""
+
+
+def test_checkpoints_are_restored_before_the_code_and_saved_after_it_whatever_its_end(
+    accounts: Context, make_runner: Callable[..., JobRunner]
+) -> None:
+    put(accounts, ACCOUNT, "data/train/train.csv", CSV.encode())
+    checkpoints = f"ketch://{ACCOUNT}/checkpoints/churn"  # no trailing '/': still a folder
+    runner = make_runner()
+
+    failed = run(
+        runner,
+        accounts,
+        submit(
+            accounts,
+            {"train.py": CHECKPOINT_SCRIPT},
+            checkpoint_uri=checkpoints,
+            environment={"FAIL": "3"},
+        ),
+    )
+    assert failed.status == JobStatus.FAILED  # its checkpoint is saved all the same
+    resumed = run(
+        runner,
+        accounts,
+        submit(accounts, {"train.py": CHECKPOINT_SCRIPT}, checkpoint_uri=checkpoints),
+    )
+    assert resumed.status == JobStatus.COMPLETED, resumed.failure_reason
+
+    _, chunks = open_artifact(accounts.artifacts, ACCOUNT, "checkpoints/churn/state/epoch.txt")
+    assert b"".join(chunks) == b"2", "the second job resumed from the first one's checkpoint"

@@ -61,14 +61,28 @@ def download_channel(
             return 1
         except NotFound:
             uri = ArtifactUri(uri.account, uri.key + "/")
-    count = 0
-    for key in _keys_below(store, uri):
-        destination = contained_path(folder, key[len(uri.key) :])
-        download_object(store, ArtifactUri(uri.account, key), destination, tick)
-        count += 1
+    count = download_prefix(store, uri, folder, tick)
     if count == 0:
         raise InvalidInput(f"input channel '{channel}': no artifact at or below {uri}")
     return count
+
+
+def download_prefix(store: ArtifactStore, prefix: ArtifactUri, folder: Path, tick: Tick) -> int:
+    """Every object below ``prefix`` into ``folder``, keeping the layout below it; returns
+    how many (none is not an error here)."""
+    count = 0
+    for key in _keys_below(store, prefix):
+        destination = contained_path(folder, key[len(prefix.key) :])
+        download_object(store, ArtifactUri(prefix.account, key), destination, tick)
+        count += 1
+    return count
+
+
+def as_prefix(uri: ArtifactUri) -> ArtifactUri:
+    """``uri`` as a folder: its key ends in ``/`` (or is empty, the account's root)."""
+    if uri.key == "" or uri.key.endswith("/"):
+        return uri
+    return ArtifactUri(uri.account, uri.key + "/")
 
 
 def _keys_below(store: ArtifactStore, prefix: ArtifactUri) -> Iterator[str]:

@@ -210,6 +210,8 @@ class Attempt:
             )
             count = _transfer.download_channel(store, uri, folder, tick, channel=channel)
             logger.info("job %s: channel %s: %d object(s) downloaded", job.id, channel, count)
+        if job.kind == "training":
+            self._restore_checkpoints(job, paths)
 
     def _python(self, job: _Job, paths: JobPaths, contract: JobContract) -> str:
         """The interpreter for the job: an environment for its requirements.txt if the
@@ -287,6 +289,7 @@ class Attempt:
         if state is AttemptState.LOST:
             raise PlatformError(status.reason or "the executor lost the attempt")
         billable, cost = self._metering(job)
+        self._save_checkpoints(job, paths)
         if state is AttemptState.STOPPED:
             self._advance(
                 JobStatus.STOPPED, message="stopped", billable_seconds=billable, cost=cost
@@ -308,6 +311,32 @@ class Attempt:
             uris = self._upload(job, paths)
             self._advance(JobStatus.COMPLETED, message="completed", **uris)
             logger.info("job %s: completed", job.id)
+
+    def _restore_checkpoints(self, job: _Job, paths: JobPaths) -> None:
+        """What an earlier attempt (or job) left at ``checkpoint_uri`` into
+        ``checkpoints/``, as SageMaker restores a spot job's checkpoints."""
+        if job.spec.checkpoint_uri is None:
+            return
+        prefix = _transfer.own_uri(
+            job.spec.checkpoint_uri, job.account, what="checkpoint URI", allow_prefix=True
+        )
+        count = _transfer.download_prefix(
+            self.parts.artifacts, _transfer.as_prefix(prefix), paths.checkpoints, self._keep_lease
+        )
+        if count:
+            logger.info("job %s: %d checkpoint file(s) restored", job.id, count)
+
+    def _save_checkpoints(self, job: _Job, paths: JobPaths) -> None:
+        """``checkpoints/`` to ``checkpoint_uri`` once the code has ended (whatever its
+        outcome: a stopped or failed job's checkpoints are what a retry resumes from)."""
+        if job.spec.checkpoint_uri is None or not paths.checkpoints.is_dir():
+            return
+        prefix = _transfer.own_uri(
+            job.spec.checkpoint_uri, job.account, what="checkpoint URI", allow_prefix=True
+        )
+        _transfer.upload_folder(
+            self.parts.artifacts, _transfer.as_prefix(prefix), paths.checkpoints, self._keep_lease
+        )
 
     def _upload(self, job: _Job, paths: JobPaths) -> dict[str, object]:
         outputs = collect(paths, exit_code=0)
