@@ -15,7 +15,12 @@ CHUNK_BYTES = 1024 * 1024
 
 
 def write_private_json(path: Path, data: dict[str, object]) -> None:
-    """Write ``data`` to ``path`` atomically, readable by the owner only (0600).
+    """Write ``data`` as JSON to ``path`` as :func:`write_private_text` does."""
+    write_private_text(path, json.dumps(data, indent=2))
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by the owner only (0600).
 
     The file is created with mode 0600 from the start (never world-readable for an
     instant), fsynced, then renamed over any previous version.
@@ -23,8 +28,8 @@ def write_private_json(path: Path, data: dict[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)

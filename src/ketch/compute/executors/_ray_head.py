@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ketch.core.errors import BackendUnavailable
+from ketch.core.files import write_private_text
 
 __all__ = ["LOOPBACK", "LocalRayHead"]
 
@@ -144,7 +145,7 @@ class LocalRayHead:
             current = None
         token = self._token or current or secrets.token_hex(32)
         if token != current:
-            _write_private(self.token_file, token)
+            write_private_text(self.token_file, token)
         return hashlib.sha256(token.encode()).hexdigest()
 
     def _read(self) -> _Head | None:
@@ -170,7 +171,7 @@ class LocalRayHead:
         stat = _proc_stat(process.pid)
         assert stat is not None, "an unreaped child always has /proc/<pid>/stat"
         head = _Head(process.pid, int(stat[19]), f"{LOOPBACK}:{port}", temp_dir, token_digest)
-        _write_private(self.folder / HEAD_FILE, json.dumps(asdict(head)))
+        write_private_text(self.folder / HEAD_FILE, json.dumps(asdict(head)))
         deadline = time.monotonic() + self.start_timeout_seconds
         while not (READY in log_path.read_bytes() and _answers(head.address)):
             if process.poll() is not None or time.monotonic() > deadline:
@@ -269,11 +270,3 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
-
-
-def _write_private(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
-    os.replace(temporary, path)

@@ -44,7 +44,7 @@ from pathlib import Path
 from ketch.compute.executors import AttemptExists, AttemptState, AttemptStatus, Handle, Launch
 from ketch.compute.executors._zygote_client import Zygote
 
-__all__ = ["LocalExecutor"]
+__all__ = ["LocalExecutor", "launch_description"]
 
 SUPERVISOR = Path(__file__).with_name("_supervisor.py")
 RESULT_FILE = "result.json"
@@ -124,7 +124,9 @@ class LocalExecutor:
                 # find() took the lock between our mkdir and our lock: it gave the start up.
                 raise AttemptExists(f"attempt {launch.attempt_id!r} was given up before it ran")
             try:
-                _write_private(folder / LAUNCH_FILE, self._describe(launch))
+                _write_private(
+                    folder / LAUNCH_FILE, launch_description(launch, self.timeout_grace_seconds)
+                )
                 supervisor, process = self._spawn(folder)
             except BaseException as exc:
                 _give_up_quietly(folder, f"its supervisor could not be started: {exc}")
@@ -228,20 +230,6 @@ class LocalExecutor:
         assert stat is not None, "an unreaped child always has /proc/<pid>/stat"
         return _Supervisor(process.pid, int(stat[19]), folder), process
 
-    def _describe(self, launch: Launch) -> dict[str, object]:
-        return {
-            "attempt_id": launch.attempt_id,
-            "argv": list(launch.argv),
-            "env": dict(launch.env),
-            "cwd": str(launch.cwd),
-            "log_path": str(launch.log_path),
-            "cpus": launch.instance.cpus,
-            "memory_mib": launch.instance.memory_mib,
-            "gpus": launch.instance.gpus,
-            "max_runtime_seconds": launch.max_runtime_seconds,
-            "grace": self.timeout_grace_seconds,
-        }
-
     def _reap_in_background(self, process: subprocess.Popen[bytes], sup: _Supervisor) -> None:
         exited = threading.Event()
         with self._lock:
@@ -255,6 +243,23 @@ class LocalExecutor:
 
         name = f"ketch-reap-{sup.folder.name}"
         threading.Thread(target=reap, name=name, daemon=True).start()
+
+
+def launch_description(launch: Launch, grace_seconds: float) -> dict[str, object]:
+    """What the supervisor reads from ``launch.json`` (the Ray executor's too: its actors
+    run the same supervisor)."""
+    return {
+        "attempt_id": launch.attempt_id,
+        "argv": list(launch.argv),
+        "env": dict(launch.env),
+        "cwd": str(launch.cwd),
+        "log_path": str(launch.log_path),
+        "cpus": launch.instance.cpus,
+        "memory_mib": launch.instance.memory_mib,
+        "gpus": launch.instance.gpus,
+        "max_runtime_seconds": launch.max_runtime_seconds,
+        "grace": grace_seconds,
+    }
 
 
 def _proc_stat(pid: int) -> list[str] | None:

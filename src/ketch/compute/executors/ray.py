@@ -50,7 +50,9 @@ from typing import IO, Any
 
 from ketch.compute.executors import AttemptExists, AttemptState, AttemptStatus, Handle, Launch
 from ketch.compute.executors._ray_head import LOOPBACK, LocalRayHead
+from ketch.compute.executors.local import launch_description
 from ketch.core.errors import BackendUnavailable
+from ketch.core.files import write_private_text
 from ketch.core.settings import RaySettings
 
 __all__ = ["RayExecutor", "ray_available"]
@@ -138,7 +140,7 @@ class RayExecutor:
             assert token is not None, "settings refuse an address without a token"
             address, token_file = settings.address, state_dir / "auth_token"
             state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _write_private(token_file, token)
+            write_private_text(token_file, token)
         return cls(
             address,
             token_file,
@@ -154,7 +156,12 @@ class RayExecutor:
         instance = launch.instance
         resources = {"cpus": instance.cpus, "gpus": instance.gpus}
         resources["memory_mib"] = instance.memory_mib
-        self._call("start", launch.attempt_id, launch=self._describe(launch), resources=resources)
+        self._call(
+            "start",
+            launch.attempt_id,
+            launch=launch_description(launch, self.timeout_grace_seconds),
+            resources=resources,
+        )
         return _Attempt(launch.attempt_id, self.namespace).to_handle()
 
     def find(self, attempt_id: str) -> Handle | None:
@@ -199,21 +206,6 @@ class RayExecutor:
         if error == "AttemptExists":
             raise AttemptExists(message)
         raise BackendUnavailable(f"the Ray cluster at {self.address}: {op} failed: {message}")
-
-    def _describe(self, launch: Launch) -> dict[str, object]:
-        """The supervisor's ``launch.json`` (the local executor's format)."""
-        return {
-            "attempt_id": launch.attempt_id,
-            "argv": list(launch.argv),
-            "env": dict(launch.env),
-            "cwd": str(launch.cwd),
-            "log_path": str(launch.log_path),
-            "cpus": launch.instance.cpus,
-            "memory_mib": launch.instance.memory_mib,
-            "gpus": launch.instance.gpus,
-            "max_runtime_seconds": launch.max_runtime_seconds,
-            "grace": self.timeout_grace_seconds,
-        }
 
 
 def _status(found: dict[str, Any]) -> AttemptStatus:
@@ -390,11 +382,3 @@ class _DriverProcess:
         except OSError:
             tail = ""
         return BackendUnavailable(f"the Ray cluster at {self.address} is unreachable:\n{tail}")
-
-
-def _write_private(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
-    os.replace(temporary, path)
