@@ -9,6 +9,7 @@ again when the job starts. Environment values are never shown again: they may be
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -128,7 +129,15 @@ def list_jobs(
         rows = [r for r in uow.session.scalars(query) if r.spec.get("tags", {}).get(key) == value]
     page = rows[:limit]
     last = page[-1].name if len(rows) > limit else None
-    return [job_of(uow, r) for r in page], last
+    histories: dict[str, list[JobTransitionRow]] = {row.id: [] for row in page}
+    if page:  # one query for the whole page's histories, not one per job
+        for transition in uow.session.scalars(
+            select(JobTransitionRow)
+            .where(JobTransitionRow.job_id.in_(list(histories)))
+            .order_by(JobTransitionRow.job_id, JobTransitionRow.seq)
+        ):
+            histories[transition.job_id].append(transition)
+    return [job_of(uow, r, histories[r.id]) for r in page], last
 
 
 def stop_job(uow: UnitOfWork, account: str, kind: JobKind, name: str) -> Job:
@@ -145,16 +154,21 @@ def job_krn(account: str, kind: JobKind, name: str) -> str:
     return krn(account, KRN_TYPES[kind], name)
 
 
-def job_of(uow: UnitOfWork, row: JobRow) -> Job:
+def job_of(
+    uow: UnitOfWork, row: JobRow, transitions: Iterable[JobTransitionRow] | None = None
+) -> Job:
+    """The wire form of ``row``; its history is read unless ``transitions`` (in order)
+    are given."""
     kind = JobKind(row.kind)
     spec_data: dict[str, Any] = dict(row.spec)
     spec_data["environment"] = {key: HIDDEN for key in spec_data.get("environment", {})}
     spec_model = TrainingJobCreate if kind is JobKind.TRAINING else ProcessingJobCreate
-    transitions = uow.session.scalars(
-        select(JobTransitionRow)
-        .where(JobTransitionRow.job_id == row.id)
-        .order_by(JobTransitionRow.seq)
-    )
+    if transitions is None:
+        transitions = uow.session.scalars(
+            select(JobTransitionRow)
+            .where(JobTransitionRow.job_id == row.id)
+            .order_by(JobTransitionRow.seq)
+        )
     return Job(
         id=row.id,
         krn=job_krn(row.account_id, kind, row.name),

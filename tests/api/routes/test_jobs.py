@@ -137,6 +137,7 @@ def test_list_filters_and_pages(http: TestClient, auth_headers: Headers, account
     assert names == ["a-1", "a-2", "a-3"]
     tagged = http.get(JOBS, params={"tag": "team=fraud"}, headers=auth_headers).json()["items"]
     assert len(tagged) == 4
+    assert all([t["status"] for t in j["transitions"]] == ["Pending"] for j in tagged)
     assert (
         http.get(JOBS, params={"status": "Completed"}, headers=auth_headers).json()["items"] == []
     )
