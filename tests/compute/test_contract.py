@@ -593,9 +593,14 @@ def test_collecting_twice_replaces_the_archives(tmp_path: Path) -> None:
     (paths.model / "a").write_text("1")
     first = collect(paths, exit_code=0)
     assert first.model_archive is not None
+    first_bytes = first.model_archive.read_bytes()
+    (paths.model / "a").write_text("2")
     second = collect(paths, exit_code=0)
     assert second.model_archive is not None
-    assert second.model_archive.read_bytes() == first.model_archive.read_bytes()
+    assert second.model_archive.read_bytes() != first_bytes
+    with tarfile.open(second.model_archive) as archive:
+        member = archive.extractfile("a")
+        assert member is not None and member.read() == b"2"
 
 
 def test_a_planted_staging_link_is_refused(tmp_path: Path) -> None:

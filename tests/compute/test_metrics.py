@@ -173,6 +173,7 @@ def test_points_are_recorded_once_and_non_finite_values_kept(
     assert first.collect(), "nothing new: nothing recorded again"
 
     got = series(uow)
+    assert len(got["loss"]) == 3, "the second collect recorded nothing again"
     assert got["loss"][0] == 0.5 and math.isnan(got["loss"][1]) and got["loss"][2] == -math.inf
     assert got["acc"] == [math.inf]
     assert series(uow, "acc") == {"acc": [math.inf]}

@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 
 from ketch.core.errors import InvalidInput
-from ketch.core.files import contained_path, write_hashed, write_private_json
+from ketch.core.files import (
+    contained_path,
+    write_hashed,
+    write_private_json,
+    write_private_text,
+)
 
 
 def _mode(path: Path) -> int:
@@ -117,3 +122,21 @@ def test_write_hashed_reports_size_and_digest_and_each_chunk(tmp_path: Path) -> 
     assert (tmp_path / "out").read_bytes() == content
     assert (size, digest) == (len(content), hashlib.sha256(content).hexdigest())
     assert seen == [len(c) for c in chunks]
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_a_private_file_is_private_from_its_first_byte(
+    tmp_path: Path, permissive_umask: None, monkeypatch: pytest.MonkeyPatch, sync: bool
+) -> None:
+    """Checked on the temporary file before the rename: created 0600, not chmod-ed later."""
+    seen: list[int] = []
+    rename = os.replace
+
+    def look_then_rename(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+        seen.append(_mode(Path(source)))
+        rename(source, target)
+
+    monkeypatch.setattr(os, "replace", look_then_rename)
+    write_private_text(tmp_path / "launch.json", '{"env": {"SECRET": "s3cr3t"}}', sync=sync)
+    assert seen == [0o600]
+    assert [p.name for p in tmp_path.iterdir()] == ["launch.json"]

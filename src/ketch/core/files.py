@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path, PureWindowsPath
 
@@ -14,24 +15,27 @@ CHUNK_BYTES = 1024 * 1024
 """How much of a file is read, sent or hashed at a time: memory stays flat for any size."""
 
 
-def write_private_json(path: Path, data: dict[str, object]) -> None:
+def write_private_json(path: Path, data: dict[str, object], *, sync: bool = True) -> None:
     """Write ``data`` as JSON to ``path`` as :func:`write_private_text` does."""
-    write_private_text(path, json.dumps(data, indent=2))
+    write_private_text(path, json.dumps(data, indent=2), sync=sync)
 
 
-def write_private_text(path: Path, text: str) -> None:
+def write_private_text(path: Path, text: str, *, sync: bool = True) -> None:
     """Write ``text`` to ``path`` atomically, readable by the owner only (0600).
 
     The file is created with mode 0600 from the start (never world-readable for an
-    instant), fsynced, then renamed over any previous version.
+    instant), fsynced unless ``sync`` is false (state that a machine crash makes moot
+    anyway), then renamed over any previous version. The temporary name is the writer's
+    own (process and thread), so two writers of one file never interleave.
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if sync:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(temporary, path)
 
 

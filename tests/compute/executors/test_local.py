@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ketch.compute.executors import AttemptExists, AttemptState, Launch, local
+from ketch.compute.executors import AttemptExists, AttemptState, Launch
 from ketch.compute.executors.local import LocalExecutor
 from ketch.core.instances import INSTANCE_TYPES
 
@@ -52,13 +52,6 @@ def test_the_launch_description_is_private_and_gone_once_read(
     assert not (folder / "launch.json").exists()
     for path in folder.iterdir():
         assert b"s3cr3t" not in path.read_bytes(), f"{path.name} keeps the job's secret"
-
-
-def test_launch_files_are_private_from_the_first_byte(tmp_path: Path) -> None:
-    path = tmp_path / "launch.json"
-    local._write_private(path, {"env": {"SECRET": "s3cr3t"}})
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == ["launch.json"]
 
 
 def test_the_handle_survives_a_json_round_trip(executor: LocalExecutor, tmp_path: Path) -> None:

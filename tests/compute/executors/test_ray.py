@@ -178,7 +178,21 @@ def test_an_attempt_the_cluster_cannot_place_waits_and_can_be_stopped(
 ) -> None:
     """16 CPUs, or a GPU, on a head with 8 CPUs and none: the actor waits for them."""
     handle = executor.start(launch(WAIT_FOR_RELEASE, "0", instance=INSTANCE_TYPES[instance]))
-    assert executor.wait(handle, timeout=1).state is AttemptState.RUNNING
+    # A small attempt started after it runs: the cluster places work, just not that one.
+    control_marks = tmp_path / "control"
+    control_marks.mkdir()
+    control = executor.start(
+        launch(
+            WAIT_FOR_RELEASE,
+            "0",
+            attempt_id="control",
+            env={"PATH": os.defpath, "MARK": str(control_marks)},
+        )
+    )
+    wait_for(control_marks / "ready")
+    (control_marks / "release").touch()
+    assert executor.wait(control, timeout=20).state is AttemptState.SUCCEEDED
+    assert executor.wait(handle, timeout=0.1).state is AttemptState.RUNNING
     assert not (tmp_path / "ready").exists()
     executor.stop(handle, grace_seconds=0)
     status = executor.wait(handle, timeout=10)

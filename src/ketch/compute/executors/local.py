@@ -43,6 +43,7 @@ from pathlib import Path
 
 from ketch.compute.executors import AttemptExists, AttemptState, AttemptStatus, Handle, Launch
 from ketch.compute.executors._zygote_client import Zygote
+from ketch.core.files import write_private_json
 
 __all__ = ["LocalExecutor", "launch_description"]
 
@@ -124,15 +125,16 @@ class LocalExecutor:
                 # find() took the lock between our mkdir and our lock: it gave the start up.
                 raise AttemptExists(f"attempt {launch.attempt_id!r} was given up before it ran")
             try:
-                _write_private(
-                    folder / LAUNCH_FILE, launch_description(launch, self.timeout_grace_seconds)
-                )
+                description = launch_description(launch, self.timeout_grace_seconds)
+                # Attempt files are never fsynced: a machine crash ends the attempt anyway,
+                # and every fsync would add to the job's start latency.
+                write_private_json(folder / LAUNCH_FILE, description, sync=False)
                 supervisor, process = self._spawn(folder)
             except BaseException as exc:
                 _give_up_quietly(folder, f"its supervisor could not be started: {exc}")
                 raise
             try:
-                _write_private(folder / HANDLE_FILE, supervisor.to_dict())
+                write_private_json(folder / HANDLE_FILE, supervisor.to_dict(), sync=False)
             except BaseException as exc:
                 # Nobody could find this attempt again, so it must not run at all.
                 _signal_supervisor(supervisor, signal.SIGKILL)
@@ -194,7 +196,9 @@ class LocalExecutor:
         supervisor = _Supervisor.from_handle(handle)
         if (supervisor.folder / RESULT_FILE).exists():
             return
-        _write_private(supervisor.folder / STOP_FILE, {"grace_seconds": grace_seconds})
+        write_private_json(
+            supervisor.folder / STOP_FILE, {"grace_seconds": grace_seconds}, sync=False
+        )
         # Before running.json exists the supervisor may not handle SIGTERM yet; it reads
         # stop.json after writing running.json, so the stop is not lost either way.
         if (supervisor.folder / RUNNING_FILE).exists():
@@ -286,10 +290,12 @@ def _start_lock(folder: Path) -> Iterator[None]:
 
 
 def _read_handle(folder: Path) -> Handle | None:
+    """The handle recorded in the folder, in the one form ``start`` returned it."""
     try:
-        return (folder / HANDLE_FILE).read_text(encoding="utf-8")
+        text = (folder / HANDLE_FILE).read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
+    return _Supervisor.from_handle(text).to_handle()
 
 
 def _read_result(folder: Path) -> AttemptStatus | None:
@@ -301,8 +307,10 @@ def _read_result(folder: Path) -> AttemptStatus | None:
 
 
 def _write_result(folder: Path, state: AttemptState, reason: str) -> None:
-    _write_private(
-        folder / RESULT_FILE, {"exit_code": None, "state": state.value, "reason": reason}
+    write_private_json(
+        folder / RESULT_FILE,
+        {"exit_code": None, "state": state.value, "reason": reason},
+        sync=False,
     )
 
 
@@ -311,7 +319,7 @@ def _give_up(folder: Path, why: str) -> Handle:
     (folder / LAUNCH_FILE).unlink(missing_ok=True)
     _write_result(folder, AttemptState.LOST, f"attempt {folder.name} never ran: {why}")
     never = _Supervisor(0, 0, folder)
-    _write_private(folder / HANDLE_FILE, never.to_dict())
+    write_private_json(folder / HANDLE_FILE, never.to_dict(), sync=False)
     return never.to_handle()
 
 
@@ -458,17 +466,3 @@ def _signal_supervisor(supervisor: _Supervisor, sig: int = signal.SIGTERM) -> No
         pass  # it ended since the pidfd was opened: nothing left to stop
     finally:
         os.close(fd)
-
-
-def _write_private(path: Path, data: dict[str, object]) -> None:
-    """Write JSON atomically, readable by the owner only from the first byte.
-
-    The temporary name is the writer's own, so two writers of one file (two executors
-    recording the same loss) never interleave. Not fsynced: after a machine crash the
-    attempt is gone anyway, and start latency counts.
-    """
-    temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump(data, file)
-    os.replace(temporary, path)
