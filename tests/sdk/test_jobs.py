@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -141,13 +142,14 @@ def test_train_without_waiting_uploads_the_bundle_and_submits(
 
     assert job.status is JobStatus.PENDING and job.account == "fraud-dev"
     assert re.fullmatch(r"train-\d{8}-\d{6}-[0-9a-f]{4}", job.name)
-    source_uri = f"ketch://fraud-dev/jobs/{job.name}/source/sourcedir.tar.gz"
+    expected = pack_source_dir(source, tmp_path / "x.tar.gz", entry_point="train.py")
+    digest = hashlib.sha256(expected.read_bytes()).hexdigest()
+    source_uri = f"ketch://fraud-dev/jobs/sources/{digest}/sourcedir.tar.gz"
     assert job.spec.code.source_uri == source_uri
     assert job.spec.output_uri == "ketch://fraud-dev/jobs/"
     assert job.spec.hyperparameters == {"epochs": 3, "lr": 0.1, "fast": True}
     assert job.spec.max_runtime_seconds == 600
     stored = client.artifacts.describe(source_uri)
-    expected = pack_source_dir(source, tmp_path / "x.tar.gz", entry_point="train.py")
     assert stored.size == expected.stat().st_size
     fetched = client.artifacts.download(source_uri, tmp_path / "got.tar.gz")
     assert fetched and (tmp_path / "got.tar.gz").read_bytes() == expected.read_bytes()
@@ -287,3 +289,20 @@ def test_train_streams_the_log_to_stderr_while_waiting(
     assert "--- attempt 1 ---\nepoch 1 token=***\nepoch 2 done\n" in err
     assert err.endswith("training job t-1: Completed\n")
     assert "s3cr3t-value" not in err
+
+
+def test_a_reused_name_never_replaces_the_code_of_the_job_that_has_it(
+    client: ketch.Client, account: str, source: Path
+) -> None:
+    first = ketch.jobs.train(
+        entry_point="train.py", source_dir=source, inputs={"train": "ketch://fraud-dev/d.csv"},
+        name="once", wait=False, quiet=True, client=client,
+    )  # fmt: skip
+    (source / "train.py").write_text("print('other code')\n")
+    with pytest.raises(ketch.Conflict):
+        ketch.jobs.train(
+            entry_point="train.py", source_dir=source, inputs={"train": "ketch://fraud-dev/d.csv"},
+            name="once", wait=False, quiet=True, client=client,
+        )  # fmt: skip
+    stored = client.artifacts.describe(first.spec.code.source_uri)
+    assert stored.sha256 is not None and stored.sha256 in first.spec.code.source_uri

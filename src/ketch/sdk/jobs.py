@@ -15,8 +15,8 @@
         raise SystemExit(job.failure_reason)
 
 :func:`train` packs ``source_dir`` into ``sourcedir.tar.gz``, uploads it to
-``ketch://<account>/jobs/<name>/source/``, submits the job and (``wait=True``) waits
-for it to end, writing its log and one line per status change to stderr unless
+``ketch://<account>/jobs/sources/<sha256>/`` (:func:`bundle_uri`), submits the job and
+(``wait=True``) waits for it to end, writing its log and one line per status change to stderr unless
 ``quiet=True``. A job that fails is *returned*, not raised: the caller checks ``job.status``. The
 account is taken from the input URIs unless given; the name is generated unless given.
 Like ``ketch.artifacts``, a default :class:`~ketch.sdk.client.Client` is made (and
@@ -25,6 +25,7 @@ closed) for the call unless ``client=`` is passed.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -40,6 +41,7 @@ from typing import Any
 from ketch.core.archives import pack_folder
 from ketch.core.artifact_uri import parse_uri
 from ketch.core.errors import InvalidInput
+from ketch.core.files import CHUNK_BYTES
 from ketch.schemas.jobs import Job
 from ketch.sdk.client import Client
 from ketch.sdk.resources.jobs import FINAL, Jobs, JobWaitTimeout, wait_timeout
@@ -48,6 +50,7 @@ __all__ = [
     "BUNDLE_NAME",
     "JobWaitTimeout",
     "account_of",
+    "bundle_uri",
     "job_name",
     "pack_source_dir",
     "process",
@@ -121,6 +124,17 @@ def job_name(entry_point: str, *, now: datetime | None = None) -> str:
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
     suffix = f"-{stamp}-{secrets.token_hex(2)}"
     return stem[: MAX_NAME - len(suffix)].rstrip("._-") + suffix
+
+
+def bundle_uri(account: str, bundle: Path) -> str:
+    """Where a source bundle is stored: named by its SHA-256, so an upload never replaces
+    the code of a job already queued (a reused name, a retry), and the same code is kept
+    once however many jobs run it."""
+    digest = hashlib.sha256()
+    with bundle.open("rb") as file:
+        while chunk := file.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return f"ketch://{account}/jobs/sources/{digest.hexdigest()}/{BUNDLE_NAME}"
 
 
 def train(
@@ -233,10 +247,9 @@ def _run(
     channels = dict(inputs or {})
     account = options.account or account_of(*channels.values(), options.output_uri)
     name = options.name or job_name(entry_point)
-    source_uri = f"ketch://{account}/jobs/{name}/source/{BUNDLE_NAME}"
     spec: dict[str, Any] = {
         "name": name,
-        "code": {"source_uri": source_uri, "entry_point": entry_point},
+        "code": {"source_uri": "", "entry_point": entry_point},  # set once packed
         "inputs": channels,
         "output_uri": options.output_uri or f"ketch://{account}/jobs/",
         "hyperparameters": dict(hyperparameters or {}),
@@ -266,11 +279,12 @@ def _submit(
     quiet: bool,
 ) -> Job:
     jobs: Jobs = client.training_jobs if kind == "training" else client.processing_jobs
-    jobs.spec(spec)  # checked before the upload, so a bad spec leaves no bundle behind
     with tempfile.TemporaryDirectory(prefix="ketch-job-") as folder:
         bundle = pack_source_dir(
             source_dir, Path(folder) / BUNDLE_NAME, entry_point=spec["code"]["entry_point"]
         )
+        spec["code"]["source_uri"] = bundle_uri(account, bundle)
+        jobs.spec(spec)  # checked before the upload, so a bad spec leaves no bundle behind
         client.artifacts.upload(bundle, spec["code"]["source_uri"])
     job = jobs.create(account, spec)
     if quiet:

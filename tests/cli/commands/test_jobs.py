@@ -58,7 +58,8 @@ def test_run_without_waiting_submits_with_typed_hyperparameters(
     assert job.spec.hyperparameters == {"epochs": 3, "lr": 0.1, "fast": True, "opt": "adam"}
     assert (job.spec.max_runtime_seconds, list(job.spec.environment)) == (600, ["MODE"])
     assert job.spec.inputs == {"train": "ketch://fraud-dev/data/train.csv"}
-    client.artifacts.describe("ketch://fraud-dev/jobs/cli-1/source/sourcedir.tar.gz")
+    client.artifacts.describe(job.spec.code.source_uri)
+    assert job.spec.code.source_uri.startswith("ketch://fraud-dev/jobs/sources/")
 
 
 def test_run_processing_and_generated_name(
