@@ -25,7 +25,7 @@ from ketch.artifact_store import ArtifactStore, open_artifact, put_artifact
 from ketch.compute import queue
 from ketch.compute.attempt import Attempt
 from ketch.compute.environments import Environments
-from ketch.compute.executors import AttemptStatus
+from ketch.compute.executors import AttemptState, AttemptStatus, Launch
 from ketch.compute.executors.local import LocalExecutor
 from ketch.compute.queue import Capacity
 from ketch.compute.runner import JobRunner, RunnerContext
@@ -563,3 +563,51 @@ def test_checkpoints_are_restored_before_the_code_and_saved_after_it_whatever_it
 
     _, chunks = open_artifact(accounts.artifacts, ACCOUNT, "checkpoints/churn/state/epoch.txt")
     assert b"".join(chunks) == b"2", "the second job resumed from the first one's checkpoint"
+
+
+class StartsThenTimesOut(LocalExecutor):
+    """Starts the first attempt, then fails as a start whose answer never came back."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir, timeout_grace_seconds=1)
+        self.failed_once = False
+
+    def start(self, launch: Launch) -> str:
+        handle = super().start(launch)
+        if not self.failed_once:
+            self.failed_once = True
+            raise BackendUnavailable("no answer to the start in 60 s")
+        return handle
+
+
+def test_an_attempt_started_by_a_start_that_failed_is_stopped_before_the_retry(
+    accounts: Context, tmp_path: Path
+) -> None:
+    job_id = submit(
+        accounts,
+        {"train.py": TRAIN_SCRIPT},
+        hyperparameters={"sleep": 1},
+        retry_strategy={"maximum_retry_attempts": 1},
+    )
+    executor = StartsThenTimesOut(tmp_path / "state")
+    runner = JobRunner(
+        accounts,
+        executor,
+        owner="ctl",
+        capacity=Capacity(),
+        lease=timedelta(seconds=30),
+        work_dir=tmp_path / "work",
+        poll_seconds=0.05,
+        max_backoff=timedelta(seconds=0),
+    )
+    try:
+        assert runner.run_once()
+        requeued = wait_for(accounts, job_id, JobStatus.PENDING)
+        assert requeued.attempt == 1
+        first = executor.find(f"{job_id}-1")
+        assert first is not None, "the first attempt did start"
+        assert executor.wait(first, timeout=10).state is AttemptState.STOPPED
+        done = run(runner, accounts, job_id)
+    finally:
+        runner.close(timeout=10)
+    assert done.status == JobStatus.COMPLETED and done.attempt == 2, done.failure_reason

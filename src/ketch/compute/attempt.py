@@ -399,6 +399,7 @@ class Attempt:
     def _platform_error(self, reason: str) -> None:
         """Retry after ``2**attempt`` s (capped) while attempts remain, else fail the job."""
         reason = self._masker.text(reason)
+        self._stop_abandoned()
         with self.parts.uow(write=True) as uow:
             row = uow.session.get(JobRow, self.claim.job_id)
             remaining = row is not None and self.claim.attempt < row.max_attempts
@@ -423,9 +424,18 @@ class Attempt:
             "retrying" if remaining else "failed",
             reason,
         )
-        if remaining and self._handle is not None and not self._finished:
-            # Requeued: the next attempt starts afresh, so this one must not run on.
-            self.parts.executor.stop(self._handle, self.parts.stop_grace_seconds)
+
+    def _stop_abandoned(self) -> None:
+        """Before the job is retried or failed, end this attempt if it may be running: by
+        its handle, or found by its id when the failure came before the handle was known
+        (a start that timed out may still have started it). Whatever this raises leaves
+        the job claimed; its lease runs out and the next controller re-attaches."""
+        if self._finished:
+            return
+        executor = self.parts.executor
+        handle = self._handle or executor.find(self._attempt_id())
+        if handle is not None:
+            executor.stop(handle, self.parts.stop_grace_seconds)
 
     # -- the database -------------------------------------------------------------------
 
