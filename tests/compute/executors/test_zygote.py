@@ -7,6 +7,7 @@ their own, and it goes away with its owner or when idle.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,14 +15,25 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ketch.compute.executors import AttemptState, Launch
+from ketch.compute.executors import _zygote as zygote
 from ketch.compute.executors import _zygote_client as client
 from ketch.compute.executors.local import LocalExecutor
 from ketch.core.instances import INSTANCE_TYPES
+
+
+@pytest.fixture(autouse=True)
+def no_zygote_left(tmp_path: Path) -> Iterator[None]:
+    """Whatever a test proves or fails to, the zygotes of its state folder end with it."""
+    yield
+    for pid in zygotes_of(tmp_path / "state"):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
 
 
 def launch(tmp_path: Path, attempt_id: str, code: str = "pass") -> Launch:
@@ -146,3 +158,27 @@ def test_the_zygote_refuses_a_folder_outside_its_state(tmp_path: Path) -> None:
     assert list(outside.iterdir()) == []
     for pid in zygotes_of(state):
         os.kill(pid, signal.SIGTERM)
+
+
+def test_a_leaving_zygote_answers_who_connected_and_spares_a_successors_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with (
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener,
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client,
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as successor,
+    ):
+        listener.bind(zygote.SOCKET_NAME)
+        listener.listen(4)
+        inode = os.stat(zygote.SOCKET_NAME).st_ino
+        client.connect(str(tmp_path / zygote.SOCKET_NAME))
+        client.sendall(f"{tmp_path.parent}\n".encode())  # waiting in the backlog
+        os.unlink(zygote.SOCKET_NAME)
+        successor.bind(zygote.SOCKET_NAME)  # a new zygote took the name meanwhile
+
+        zygote._leave(listener, inode, str(tmp_path), lambda folder: 0, [])
+
+        client.settimeout(5)
+        assert client.recv(4096).startswith(b"error "), "the request was answered"
+        assert os.stat(zygote.SOCKET_NAME).st_ino != inode, "the successor's socket stays"

@@ -52,6 +52,7 @@ def main(state_dir: str, owner_pid: int) -> int:
     finally:
         os.umask(old_mask)
     listener.listen(64)
+    socket_inode = os.stat(SOCKET_NAME).st_ino
     try:
         owner = os.pidfd_open(owner_pid)
     except ProcessLookupError:
@@ -68,21 +69,33 @@ def main(state_dir: str, owner_pid: int) -> int:
         if not events:
             break  # idle
         fds = {fd for fd, _ in events}
-        if owner in fds:
-            break
         for fd in fds & set(children):
             poller.unregister(fd)
             os.close(fd)
             _reap(children.pop(fd))
-        if listener.fileno() in fds:
+        if listener.fileno() in fds:  # served even when the owner just went
             child = _serve(listener, state_dir, supervisor, [owner, *children])
             if child is not None:
                 pidfd = os.pidfd_open(child)
                 children[pidfd] = child
                 poller.register(pidfd, select.POLLIN)
-    listener.close()
-    os.unlink(SOCKET_NAME)
+        if owner in fds:
+            break
+    _leave(listener, socket_inode, state_dir, supervisor, [owner, *children])
     return 0
+
+
+def _leave(
+    listener: socket.socket, socket_inode: int, state_dir: str, supervisor: Main, keep: list[int]
+) -> None:
+    """Stop listening without dropping a request: the socket's name goes first (only if
+    it is still ours, not a successor's), then whatever already connected is answered."""
+    with contextlib.suppress(FileNotFoundError):
+        if os.stat(SOCKET_NAME).st_ino == socket_inode:
+            os.unlink(SOCKET_NAME)
+    while select.select([listener], [], [], 0)[0]:
+        _serve(listener, state_dir, supervisor, keep)
+    listener.close()
 
 
 def _serve(
