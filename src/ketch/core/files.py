@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path, PureWindowsPath
 
 from ketch.core.errors import InvalidInput
@@ -90,3 +92,15 @@ def contained_path(root: Path, relative: str) -> Path:
     if candidate == base or not candidate.is_relative_to(base):
         raise InvalidInput(f"{relative!r} would be written outside {base}")
     return candidate
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created 0600) for the ``with`` block: between
+    threads and processes alike, and released if its holder dies."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -20,7 +20,6 @@ the kernel's 107-character limit), recorded in ``head.json`` and removed by :met
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -34,13 +33,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ketch.compute.executors._procs import Process
 from ketch.core.errors import BackendUnavailable
-from ketch.core.files import write_private_text
+from ketch.core.files import locked, write_private_text
 
 __all__ = ["LOOPBACK", "LocalRayHead"]
 
@@ -68,6 +66,10 @@ class _Head:
     address: str
     temp_dir: str
     token_digest: str
+
+    @property
+    def process(self) -> Process:
+        return Process(self.pid, self.start_time)
 
 
 class LocalRayHead:
@@ -101,10 +103,10 @@ class LocalRayHead:
     def ensure(self) -> str:
         """The address of the running head, started first if none answers."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with self._locked():
+        with locked(self.folder / LOCK_FILE):
             digest = self._ensure_token()
             head = self._read()
-            same = head is not None and _alive(head) and head.token_digest == digest
+            same = head is not None and head.process.alive() and head.token_digest == digest
             if head is not None and same and _answers(head.address):
                 return head.address
             if head is not None:
@@ -115,27 +117,18 @@ class LocalRayHead:
     def address(self) -> str | None:
         """The address of the head if one is running, else None."""
         head = self._read()
-        return head.address if head is not None and _alive(head) else None
+        return head.address if head is not None and head.process.alive() else None
 
     def stop(self) -> None:
         """Stop the head and every attempt on it (tests; a head is otherwise left running)."""
         if not self.folder.is_dir():
             return
-        with self._locked():
+        with locked(self.folder / LOCK_FILE):
             head = self._read()
             if head is not None:
                 self._stop(head)
 
     # -- helpers ------------------------------------------------------------------------
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        fd = os.open(self.folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
 
     def _ensure_token(self) -> str:
         """Write the configured or a new token unless the file has it; its digest."""
@@ -168,9 +161,9 @@ class LocalRayHead:
                 cwd=self.folder,
                 start_new_session=True,
             )
-        stat = _proc_stat(process.pid)
-        assert stat is not None, "an unreaped child always has /proc/<pid>/stat"
-        head = _Head(process.pid, int(stat[19]), f"{LOOPBACK}:{port}", temp_dir, token_digest)
+        started = Process.of(process.pid)
+        assert started is not None, "an unreaped child always has /proc/<pid>/stat"
+        head = _Head(process.pid, started.start_time, f"{LOOPBACK}:{port}", temp_dir, token_digest)
         write_private_text(self.folder / HEAD_FILE, json.dumps(asdict(head)))
         deadline = time.monotonic() + self.start_timeout_seconds
         while not (READY in log_path.read_bytes() and _answers(head.address)):
@@ -208,13 +201,7 @@ class LocalRayHead:
 
     def _environment(self) -> dict[str, str]:
         return {
-            "PATH": os.defpath,
-            "HOME": str(Path.home()),
-            "LANG": "C.UTF-8",
-            "RAY_AUTH_MODE": "token",
-            "RAY_AUTH_TOKEN_PATH": str(self.token_file),
-            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # see the module docstring
-            "RAY_USAGE_STATS_ENABLED": "0",
+            **ray_environment(self.token_file, loopback=True),
             # Each attempt gets an actor of its own: idle pooled workers are only memory.
             "RAY_enable_worker_prestart": "0",
             "RAY_prestart_worker_first_driver": "0",
@@ -229,12 +216,12 @@ class LocalRayHead:
 
     def _stop(self, head: _Head) -> None:
         """SIGTERM ``ray start --block`` (it stops what it started), then SIGKILL its group."""
-        if _alive(head):
-            os.kill(head.pid, signal.SIGTERM)
+        if head.process.alive():
+            head.process.signal(signal.SIGTERM)
             deadline = time.monotonic() + STOP_SECONDS
-            while _alive(head) and time.monotonic() < deadline:
+            while head.process.alive() and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if _alive(head):
+            if head.process.alive():
                 os.killpg(head.pid, signal.SIGKILL)
         (self.folder / HEAD_FILE).unlink(missing_ok=True)
         if head.temp_dir != str(self.folder / "tmp"):
@@ -242,18 +229,21 @@ class LocalRayHead:
         logger.info("stopped the local Ray head at %s", head.address)
 
 
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields 3… of ``/proc/<pid>/stat`` (state first, start time at index 19), or None."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return text[text.rindex(")") + 2 :].split()
-
-
-def _alive(head: _Head) -> bool:
-    stat = _proc_stat(head.pid)
-    return stat is not None and stat[0] not in "ZX" and int(stat[19]) == head.start_time
+def ray_environment(token_file: Path, *, loopback: bool) -> dict[str, str]:
+    """The whole environment of a Ray process ketch starts (the head, the driver): token
+    authentication, no usage reports, nothing of the server's own environment.
+    ``loopback`` keeps Ray's addresses on 127.0.0.1 (see the module docstring)."""
+    environment = {
+        "PATH": os.defpath,
+        "HOME": str(Path.home()),
+        "LANG": "C.UTF-8",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token_file),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    if loopback:
+        environment["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    return environment
 
 
 def _answers(address: str) -> bool:

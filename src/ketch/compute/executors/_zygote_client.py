@@ -9,7 +9,6 @@ the same attempt would run it twice.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import select
@@ -18,9 +17,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+from ketch.core.files import locked
 
 __all__ = ["Zygote"]
 
@@ -67,7 +66,7 @@ class Zygote:
                 if time.monotonic() - self._failed_at < RETRY_AFTER_FAILURE_SECONDS:
                     return None
                 self._failed_at = None
-            with _locked(self.state_dir / "zygote.lock"):
+            with locked(self.state_dir / "zygote.lock"):
                 connection = self._try_connect()  # another thread or process started one
                 if connection is None and self._start():
                     connection = self._try_connect()
@@ -127,14 +126,3 @@ def _read_line(connection: socket.socket) -> str:
             raise OSError("the supervisor's zygote closed the connection without an answer")
         data += chunk
     return data[:-1].decode()
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` for the ``with`` block (threads and processes)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)

@@ -25,7 +25,6 @@ never started again.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -36,14 +35,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ketch.compute.executors import AttemptExists, AttemptState, AttemptStatus, Handle, Launch
+from ketch.compute.executors._procs import Process, proc_stat
 from ketch.compute.executors._zygote_client import Zygote
-from ketch.core.files import write_private_json
+from ketch.core.files import locked, write_private_json
 
 __all__ = ["LocalExecutor", "launch_description"]
 
@@ -86,10 +84,13 @@ class _Supervisor:
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"not a local executor handle: {handle[:200]!r}") from exc
 
+    @property
+    def process(self) -> Process:
+        return Process(self.pid, self.start_time)
+
     def alive(self) -> bool:
         """The pid exists, is not a zombie, and started when our supervisor did."""
-        stat = _proc_stat(self.pid)
-        return stat is not None and stat[0] not in "ZX" and int(stat[19]) == self.start_time
+        return self.process.alive()
 
 
 class LocalExecutor:
@@ -120,7 +121,7 @@ class LocalExecutor:
             folder.mkdir(mode=0o700)
         except FileExistsError:
             raise AttemptExists(f"attempt {launch.attempt_id!r} was started before") from None
-        with _start_lock(folder):
+        with locked(folder / START_LOCK):
             if (folder / RESULT_FILE).exists():
                 # find() took the lock between our mkdir and our lock: it gave the start up.
                 raise AttemptExists(f"attempt {launch.attempt_id!r} was given up before it ran")
@@ -137,7 +138,7 @@ class LocalExecutor:
                 write_private_json(folder / HANDLE_FILE, supervisor.to_dict(), sync=False)
             except BaseException as exc:
                 # Nobody could find this attempt again, so it must not run at all.
-                _signal_supervisor(supervisor, signal.SIGKILL)
+                supervisor.process.signal(signal.SIGKILL)
                 if process is not None:
                     process.wait()
                 _end_orphans(supervisor)
@@ -154,7 +155,7 @@ class LocalExecutor:
         handle = _read_handle(folder)
         if handle is not None:
             return handle
-        with _start_lock(folder):  # a start still under way finishes first
+        with locked(folder / START_LOCK):  # a start still under way finishes first
             handle = _read_handle(folder)
             if handle is None:
                 handle = _give_up(folder, "its start ended before the supervisor ran")
@@ -202,7 +203,7 @@ class LocalExecutor:
         # Before running.json exists the supervisor may not handle SIGTERM yet; it reads
         # stop.json after writing running.json, so the stop is not lost either way.
         if (supervisor.folder / RUNNING_FILE).exists():
-            _signal_supervisor(supervisor)
+            supervisor.process.signal()
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -230,7 +231,7 @@ class LocalExecutor:
                 cwd=folder,
                 start_new_session=True,
             )
-        stat = _proc_stat(process.pid)
+        stat = proc_stat(process.pid)
         assert stat is not None, "an unreaped child always has /proc/<pid>/stat"
         return _Supervisor(process.pid, int(stat[19]), folder), process
 
@@ -264,29 +265,6 @@ def launch_description(launch: Launch, grace_seconds: float) -> dict[str, object
         "max_runtime_seconds": launch.max_runtime_seconds,
         "grace": grace_seconds,
     }
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields 3… of ``/proc/<pid>/stat`` (state first, process group at index 2, session at
-    index 3, start time at index 19), or None."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ")".
-    return text[text.rindex(")") + 2 :].split()
-
-
-@contextmanager
-def _start_lock(folder: Path) -> Iterator[None]:
-    """The exclusive lock ``start`` holds until the handle is recorded; released when the
-    holder closes it or dies."""
-    fd = os.open(folder / START_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _read_handle(folder: Path) -> Handle | None:
@@ -341,7 +319,7 @@ def _end_orphans(supervisor: _Supervisor) -> int:
     """
     if supervisor.pid <= 0:
         return 0
-    holder = _proc_stat(supervisor.pid)
+    holder = proc_stat(supervisor.pid)
     if holder is not None and int(holder[19]) != supervisor.start_time:
         return 0
     pinned: list[int] = []
@@ -371,7 +349,7 @@ def _end_orphans(supervisor: _Supervisor) -> int:
 
 def _in_session(pid: int, supervisor: _Supervisor) -> bool:
     """``pid`` is a live process of the supervisor's session, started after it."""
-    stat = _proc_stat(pid)
+    stat = proc_stat(pid)
     return (
         stat is not None
         and stat[0] not in "ZX"
@@ -409,26 +387,10 @@ def _await_deaths(pidfds: list[int]) -> None:
             os.close(fd)
 
 
-def _open_pidfd(supervisor: _Supervisor) -> int | None:
-    """A pidfd for the supervisor, checked against its start time; None if it is gone.
-
-    Raises OSError where pidfds are unavailable (old kernels, some sandboxes).
-    """
-    try:
-        fd = os.pidfd_open(supervisor.pid)
-    except ProcessLookupError:
-        return None
-    # Checked after opening: the fd now pins the process, so the check cannot go stale.
-    if not supervisor.alive():
-        os.close(fd)
-        return None
-    return fd
-
-
 def _wait_for_exit(supervisor: _Supervisor, timeout: float | None) -> None:
     """Block until a supervisor we did not start ends, or ``timeout`` passes."""
     try:
-        fd = _open_pidfd(supervisor)
+        fd = supervisor.process.open_pidfd()
     except OSError:
         _poll_for_result(supervisor, timeout)
         return
@@ -448,21 +410,3 @@ def _poll_for_result(supervisor: _Supervisor, timeout: float | None) -> None:
         if deadline is not None and time.monotonic() >= deadline:
             return
         time.sleep(POLL_SECONDS)
-
-
-def _signal_supervisor(supervisor: _Supervisor, sig: int = signal.SIGTERM) -> None:
-    """Signal (SIGTERM) the supervisor through a pidfd, so a reused pid is never signalled."""
-    try:
-        fd = _open_pidfd(supervisor)
-    except OSError:
-        if supervisor.alive():  # a tiny window for pid reuse remains without pidfds
-            os.kill(supervisor.pid, sig)
-        return
-    if fd is None:
-        return
-    try:
-        signal.pidfd_send_signal(fd, sig)
-    except ProcessLookupError:
-        pass  # it ended since the pidfd was opened: nothing left to stop
-    finally:
-        os.close(fd)

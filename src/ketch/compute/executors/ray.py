@@ -38,7 +38,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -49,7 +48,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ketch.compute.executors import AttemptExists, AttemptState, AttemptStatus, Handle, Launch
-from ketch.compute.executors._ray_head import LOOPBACK, LocalRayHead
+from ketch.compute.executors._ray_head import LOOPBACK, LocalRayHead, ray_environment
 from ketch.compute.executors.local import launch_description
 from ketch.core.errors import BackendUnavailable
 from ketch.core.files import write_private_text
@@ -303,16 +302,7 @@ class _DriverProcess:
 
     def _connect(self) -> None:
         host = self.address.rpartition(":")[0].strip("[]")
-        environment = {
-            "PATH": os.defpath,
-            "HOME": str(Path.home()),
-            "LANG": "C.UTF-8",
-            "RAY_AUTH_MODE": "token",
-            "RAY_AUTH_TOKEN_PATH": str(self.token_file),
-            "RAY_USAGE_STATS_ENABLED": "0",
-        }
-        if host in LOOPBACK_HOSTS:  # see _ray_head.py
-            environment["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+        environment = ray_environment(self.token_file, loopback=host in LOOPBACK_HOSTS)
         with open(self.log_path, "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-I", str(DRIVER), self.address, self.namespace],
