@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 def build_executor(settings: JobSettings, work_dir: Path) -> Executor:
     """The executor ``jobs.executor`` names; its state goes under ``work_dir``."""
-    if settings.executor == "ray":  # imports Ray, an optional extra, only now
+    if settings.executor == "ray":  # Ray itself is imported by the driver process only
         return RayExecutor.from_settings(settings.ray, work_dir / "ray")
     return LocalExecutor(work_dir / "attempts")
 

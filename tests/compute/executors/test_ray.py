@@ -5,6 +5,7 @@ clear error where Ray is not installed."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -15,14 +16,16 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from ketch.compute.executors import AttemptExists, AttemptState, Handle, Launch
 from ketch.compute.executors._ray_head import LocalRayHead
-from ketch.compute.executors.ray import RayExecutor, ray_available
+from ketch.compute.executors.ray import RayExecutor, _DriverProcess, ray_available
 from ketch.core.errors import BackendUnavailable
 from ketch.core.instances import INSTANCE_TYPES
 from ketch.core.settings import JobSettings, RaySettings, load_settings
@@ -354,3 +357,25 @@ def test_without_ray_the_module_imports_and_building_says_what_to_install(
     with pytest.raises(BackendUnavailable, match=r"pip install 'ketch\[ray\]'"):
         RayExecutor.from_settings(RaySettings(), tmp_path)
     assert not (tmp_path / "head").exists(), "nothing may be started without Ray"
+
+
+def test_a_dead_drivers_reader_fails_only_its_own_calls(tmp_path: Path) -> None:
+    """The reader of a driver that died fails the calls sent to it, never those already
+    sent to the driver that replaced it (they would fail with a cluster that is fine)."""
+    driver = _DriverProcess("127.0.0.1:1", tmp_path / "token", "ns")
+    ready: Future[tuple[str, Any]] = Future()
+    ready.set_result(("ok", None))
+    sent_to_the_dead: Future[tuple[str, Any]] = Future()
+    sent_to_the_successor: Future[tuple[str, Any]] = Future()
+    driver._pending = {7: sent_to_the_successor}  # what _connect made for the successor
+
+    class Ended:
+        pid = 4242
+
+        def wait(self) -> int:
+            return -9
+
+    driver._read(Ended(), io.StringIO(""), ready, {3: sent_to_the_dead})  # type: ignore[arg-type]
+
+    assert isinstance(sent_to_the_dead.exception(timeout=0), BackendUnavailable)
+    assert not sent_to_the_successor.done()

@@ -36,6 +36,7 @@ its executors and started again if it dies. This module never imports Ray.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import logging
 import subprocess
@@ -138,7 +139,6 @@ class RayExecutor:
         else:
             assert token is not None, "settings refuse an address without a token"
             address, token_file = settings.address, state_dir / "auth_token"
-            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             write_private_text(token_file, token)
         return cls(
             address,
@@ -272,19 +272,20 @@ class _DriverProcess:
                 self._start()
             process = self._process
             assert process is not None and process.stdin is not None
+            pending = self._pending  # this child's calls: a successor has its own
             request_id, self._next_id = self._next_id, self._next_id + 1
-            self._pending[request_id] = answer
+            pending[request_id] = answer
             try:
                 process.stdin.write(json.dumps({"id": request_id, "op": op, "args": args}) + "\n")
                 process.stdin.flush()
             except OSError:
-                self._pending.pop(request_id, None)
+                pending.pop(request_id, None)
                 raise self._gone() from None
         try:
             return answer.result(timeout=limit)
         except TimeoutError:
             with self._lock:
-                self._pending.pop(request_id, None)
+                pending.pop(request_id, None)
             raise BackendUnavailable(
                 f"the Ray cluster at {self.address} did not answer {op} in {limit:g} s"
             ) from None
@@ -316,11 +317,12 @@ class _DriverProcess:
             )
         assert process.stdout is not None
         ready: Future[tuple[str, Any]] = Future()
-        self._pending = {}
+        pending: dict[int, Future[tuple[str, Any]]] = {}
+        self._pending = pending
         self._process = process
         reader = threading.Thread(
             target=self._read,
-            args=(process, process.stdout, ready),
+            args=(process, process.stdout, ready, pending),
             name="ketch-ray-driver",
             daemon=True,
         )
@@ -339,12 +341,17 @@ class _DriverProcess:
         logger.info("connected to the Ray cluster at %s (driver pid %d)", self.address, process.pid)
 
     def _read(
-        self, process: subprocess.Popen[str], answers: IO[str], ready: Future[tuple[str, Any]]
+        self,
+        process: subprocess.Popen[str],
+        answers: IO[str],
+        ready: Future[tuple[str, Any]],
+        pending: dict[int, Future[tuple[str, Any]]],
     ) -> None:
         """Hand out answers; the first line (id 0) says whether the child connected.
 
         ``ready`` is not among the pending calls: :meth:`_start` waits for it holding the
-        lock that guards them.
+        lock that guards them. ``pending`` holds this child's calls only, so when it dies
+        the calls already sent to its successor are not failed with it.
         """
         for line in answers:
             answer = json.loads(line)
@@ -352,7 +359,7 @@ class _DriverProcess:
                 waiting: Future[tuple[str, Any]] | None = ready
             else:
                 with self._lock:
-                    waiting = self._pending.pop(answer["id"], None)
+                    waiting = pending.pop(answer["id"], None)
             if waiting is not None:
                 kind = "ok" if "ok" in answer else "error"
                 waiting.set_result((kind, answer.get("ok", answer.get("error"))))
@@ -361,14 +368,18 @@ class _DriverProcess:
             ready.set_exception(self._gone())
             return
         with self._lock:
-            pending, self._pending = self._pending, {}
-        for lost in pending.values():
+            lost_calls = list(pending.values())
+            pending.clear()
+        for lost in lost_calls:
             lost.set_exception(self._gone())
         logger.warning("the Ray driver process (pid %d) ended", process.pid)
 
     def _gone(self) -> BackendUnavailable:
+        """Unreachable, with the end of the driver's log (which only grows: read its tail)."""
         try:
-            tail = self.log_path.read_text(errors="replace")[-1500:]
+            with self.log_path.open("rb") as log:
+                log.seek(max(log.seek(0, io.SEEK_END) - 1500, 0))
+                tail = log.read().decode(errors="replace")
         except OSError:
             tail = ""
         return BackendUnavailable(f"the Ray cluster at {self.address} is unreachable:\n{tail}")
