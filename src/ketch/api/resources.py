@@ -15,6 +15,7 @@ from ketch import iam
 from ketch.api.deps import Resolution, Resolver, Target
 from ketch.core.artifact_uri import ArtifactUri, validate_key
 from ketch.core.errors import NotFound
+from ketch.core.instances import DEFAULT_INSTANCE_TYPE
 from ketch.core.krn import krn
 from ketch.iam import (
     CompiledPolicies,
@@ -384,7 +385,9 @@ def new_job_from_body(entity_type: str, krn_type: str) -> Resolver:
 
     def resolve(r: Resolution) -> Target:
         target = _job_target(r, entity_type, krn_type, _body_str(r.body, "name", "new"))
-        return replace(target, instance_type=_body_str(r.body, "instance_type", "cpu.small"))
+        return replace(
+            target, instance_type=_body_str(r.body, "instance_type", DEFAULT_INSTANCE_TYPE)
+        )
 
     return resolve
 

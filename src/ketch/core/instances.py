@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ketch.core.errors import InvalidInput
 
-__all__ = ["INSTANCE_TYPES", "InstanceType", "instance_type"]
+__all__ = ["DEFAULT_INSTANCE_TYPE", "INSTANCE_TYPES", "InstanceType", "instance_type"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,11 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
     )
 }
 """Every instance type, by name."""
+
+
+DEFAULT_INSTANCE_TYPE = "cpu.small"
+"""What a job runs on when its spec names no instance type (the schema's default, which
+authorisation must judge too)."""
 
 
 def instance_type(name: str) -> InstanceType:

@@ -32,7 +32,7 @@ from pydantic import (
 
 from ketch.core.artifact_uri import parse_uri
 from ketch.core.errors import InvalidInput
-from ketch.core.instances import instance_type
+from ketch.core.instances import DEFAULT_INSTANCE_TYPE, instance_type
 from ketch.core.job_rules import (
     HyperparameterValue,
     check_names,
@@ -200,7 +200,7 @@ class JobSpec(WireModel):
     environment: Annotated[dict[str, str], AfterValidator(checked_by(_environment))] = Field(
         default_factory=dict
     )
-    instance_type: InstanceTypeName = "cpu.small"
+    instance_type: InstanceTypeName = DEFAULT_INSTANCE_TYPE
     instance_count: Annotated[int, AfterValidator(checked_by(_one_instance))] = Field(
         1, ge=1, le=16, description="Instances to run on; only 1 is supported for now"
     )

@@ -42,6 +42,7 @@ from ketch.core.archives import pack_folder
 from ketch.core.artifact_uri import parse_uri
 from ketch.core.errors import InvalidInput
 from ketch.core.files import CHUNK_BYTES
+from ketch.core.instances import DEFAULT_INSTANCE_TYPE
 from ketch.schemas.jobs import Job
 from ketch.sdk.client import Client
 from ketch.sdk.resources.jobs import FINAL, Jobs, JobWaitTimeout, wait_timeout
@@ -142,7 +143,7 @@ def train(
     source_dir: str | os.PathLike[str] = ".",
     inputs: Mapping[str, str] | None = None,
     hyperparameters: Hyperparameters | None = None,
-    instance_type: str = "cpu.small",
+    instance_type: str = DEFAULT_INSTANCE_TYPE,
     *,
     account: str | None = None,
     name: str | None = None,
@@ -186,7 +187,7 @@ def process(
     inputs: Mapping[str, str] | None = None,
     outputs: Mapping[str, str] | None = None,
     hyperparameters: Hyperparameters | None = None,
-    instance_type: str = "cpu.small",
+    instance_type: str = DEFAULT_INSTANCE_TYPE,
     *,
     account: str | None = None,
     name: str | None = None,

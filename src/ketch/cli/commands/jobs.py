@@ -23,6 +23,7 @@ from ketch.cli.output import (
     emit_table,
     err_console,
 )
+from ketch.core.instances import DEFAULT_INSTANCE_TYPE
 from ketch.schemas.common import MAX_PAGE_SIZE
 from ketch.schemas.jobs import Job, JobMetrics, JobStatus, MetricPoint
 from ketch.sdk import jobs as sdk_jobs
@@ -114,7 +115,9 @@ def run_job(
         list[str] | None,
         typer.Option("--hp", help="Hyperparameter key=value (numbers, true/false); repeat."),
     ] = None,
-    instance_type: Annotated[str, typer.Option(help="e.g. cpu.small, gpu.large.")] = "cpu.small",
+    instance_type: Annotated[
+        str, typer.Option(help="e.g. cpu.small, gpu.large.")
+    ] = DEFAULT_INSTANCE_TYPE,
     account: Annotated[
         str | None, typer.Option(help="Account id (default: the one the inputs name).")
     ] = None,
