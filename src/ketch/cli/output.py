@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Collection, Iterable, Sequence
 from enum import StrEnum
 from typing import Annotated, Any
 
+import pydantic_core
 import typer
 from pydantic import BaseModel
 from rich.console import Console
@@ -45,12 +45,17 @@ def _plain(value: Any) -> str:
 
 
 def emit_json(data: Any) -> None:
-    """Write ``data`` (models, lists of models, plain values) as JSON on stdout, nothing else."""
+    """Write ``data`` (models, lists of models, plain values) as JSON on stdout, nothing else.
+
+    NaN and infinities (metrics may hold them) are written as the strings ``"NaN"``,
+    ``"Infinity"`` and ``"-Infinity"``, as the API sends them: bare ``NaN`` is not JSON.
+    """
     if isinstance(data, BaseModel):
         data = data.model_dump(mode="json")
     elif isinstance(data, list):
         data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    text = pydantic_core.to_json(data, indent=2, inf_nan_mode="strings").decode()
+    sys.stdout.write(text + "\n")
 
 
 def emit_table(

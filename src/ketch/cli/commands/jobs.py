@@ -4,12 +4,11 @@ read or follow its log, show its metrics."""
 from __future__ import annotations
 
 import math
-import sys
 from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from rich.table import Table
 
 from ketch.cli._client import get_client, reported_errors
@@ -275,8 +274,6 @@ def job_logs(
 
 
 class _Series(BaseModel):
-    model_config = ConfigDict(ser_json_inf_nan="strings")
-
     metric: str
     points: int
     last: float
@@ -310,8 +307,7 @@ def job_metrics(
     with reported_errors():
         found: JobMetrics = _kind(ctx, processing).metrics(account, name, metric=metric)
     if output is OutputFormat.JSON:
-        # model_dump_json writes non-finite values as "NaN"/"Infinity" strings (valid JSON)
-        sys.stdout.write(found.model_dump_json(indent=2) + "\n")
+        emit_json(found)
         return
     rows = [_Series.of(m, points) for m, points in sorted(found.series.items()) if points]
     emit_table(rows, SERIES_COLUMNS, output, title=f"Metrics of {name}")
