@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ketch.cli._client import get_client, reported_errors
-from ketch.cli._input import YesOption, confirm_or_abort
+from ketch.cli._input import YesOption, confirm_or_abort, parse_pairs
 from ketch.cli.output import OutputFormat, OutputOption, emit_record, emit_table
 from ketch.schemas.org import AccountStatus, Stage
 
@@ -28,18 +28,6 @@ IdArg = Annotated[str, typer.Argument(help="Account id, such as fraud-dev.")]
 TagOption = Annotated[
     list[str] | None, typer.Option("--tag", help="Tag as key=value; repeat for more.")
 ]
-
-
-def _tags(pairs: list[str] | None) -> dict[str, str] | None:
-    if pairs is None:
-        return None
-    tags: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"tag {pair!r} must look like key=value", param_hint="--tag")
-        tags[key] = value
-    return tags
 
 
 @app.command("ls")
@@ -70,7 +58,7 @@ def create_account(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Create an account in an OU."""
-    tags = _tags(tag)
+    tags = parse_pairs(tag, "--tag") if tag is not None else None
     with reported_errors():
         account = get_client(ctx).accounts.create(
             account_id,
@@ -105,7 +93,7 @@ def update_account(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Change an account's display name, stage or tags."""
-    tags = _tags(tag)
+    tags = parse_pairs(tag, "--tag") if tag is not None else None
     with reported_errors():
         account = get_client(ctx).accounts.update(
             account_id, display_name=display_name, stage=stage, tags=tags

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from rich.table import Table
 
 from ketch.cli._client import get_client, reported_errors
-from ketch.cli._input import YesOption, confirm_or_abort
+from ketch.cli._input import YesOption, confirm_or_abort, parse_pairs
 from ketch.cli.output import (
     OutputFormat,
     OutputOption,
@@ -66,16 +66,6 @@ class _Row(BaseModel):
             created_at=job.created_at,
             ended_at=job.ended_at,
         )
-
-
-def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in values or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{item!r} must look like name=value", param_hint=option)
-        pairs[key] = value
-    return pairs
 
 
 def parse_value(text: str) -> bool | int | float | str:
@@ -151,10 +141,10 @@ def run_job(
     The job's log and its status changes go to stderr; exits 1 if the job ends Failed or
     Stopped.
     """
-    inputs = _pairs(input, "--input")
-    metrics = [{"name": k, "regex": v} for k, v in _pairs(metric, "--metric").items()]
-    hyperparameters = {k: parse_value(v) for k, v in _pairs(hp, "--hp").items()}
-    environment = _pairs(env, "--env")
+    inputs = parse_pairs(input, "--input")
+    metrics = [{"name": k, "regex": v} for k, v in parse_pairs(metric, "--metric").items()]
+    hyperparameters = {k: parse_value(v) for k, v in parse_pairs(hp, "--hp").items()}
+    environment = parse_pairs(env, "--env")
     with reported_errors():
         client = get_client(ctx)
         options: dict[str, Any] = {
@@ -201,7 +191,7 @@ def list_jobs(
 ) -> None:
     """List an account's jobs."""
     if tag is not None:
-        _pairs([tag], "--tag")
+        parse_pairs([tag], "--tag")
     with reported_errors():
         found = list(
             _kind(ctx, processing).iter_all(
