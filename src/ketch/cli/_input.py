@@ -19,14 +19,16 @@ from ketch.cli.output import err_console
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
-def parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:
+def parse_pairs(
+    values: list[str] | None, option: str, *, form: str = "name=value"
+) -> dict[str, str]:
     """Repeated ``name=value`` options as a dict (the value may be empty or hold ``=``);
-    a usage error naming ``option`` for anything else."""
+    a usage error naming ``option`` and the expected ``form`` for anything else."""
     pairs: dict[str, str] = {}
     for item in values or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise typer.BadParameter(f"{item!r} must look like name=value", param_hint=option)
+            raise typer.BadParameter(f"{item!r} must look like {form}", param_hint=option)
         pairs[key] = value
     return pairs
 

@@ -58,7 +58,7 @@ def create_account(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Create an account in an OU."""
-    tags = parse_pairs(tag, "--tag") if tag is not None else None
+    tags = parse_pairs(tag, "--tag", form="key=value") if tag is not None else None
     with reported_errors():
         account = get_client(ctx).accounts.create(
             account_id,
@@ -93,7 +93,7 @@ def update_account(
     output: OutputOption = OutputFormat.TABLE,
 ) -> None:
     """Change an account's display name, stage or tags."""
-    tags = parse_pairs(tag, "--tag") if tag is not None else None
+    tags = parse_pairs(tag, "--tag", form="key=value") if tag is not None else None
     with reported_errors():
         account = get_client(ctx).accounts.update(
             account_id, display_name=display_name, stage=stage, tags=tags
