@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import httpx
 
@@ -52,6 +52,17 @@ JobCreate = TrainingJobCreate | ProcessingJobCreate
 OnChange = Callable[[Job], None]
 """``on_change(job)``, called by :meth:`Jobs.wait` with the first state seen and each change
 of status or secondary status."""
+
+
+class JobFilters(TypedDict, total=False):
+    """Which jobs :meth:`Jobs.list` and :meth:`Jobs.iter_all` return; every one given must
+    match. ``tag`` is ``("key", "value")`` or ``"key=value"``; times must carry a zone."""
+
+    status: JobStatus | str | None
+    name_prefix: str | None
+    created_after: datetime | None
+    created_before: datetime | None
+    tag: tuple[str, str] | str | None
 
 
 class JobWaitTimeout(KetchError, TimeoutError):
@@ -124,23 +135,18 @@ class Jobs:
         self,
         account: str,
         *,
-        status: JobStatus | str | None = None,
-        name_prefix: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        tag: tuple[str, str] | str | None = None,
         max_results: int | None = None,
         next_token: str | None = None,
+        **filters: Unpack[JobFilters],
     ) -> Page[Job]:
-        """One page of jobs, by name as the server orders them.
-
-        ``tag`` is ``("key", "value")`` or ``"key=value"``.
-        """
+        """One page of jobs, by name as the server orders them (see :class:`JobFilters`)."""
+        status, tag = filters.get("status"), filters.get("tag")
+        after, before = filters.get("created_after"), filters.get("created_before")
         params = {
             "status": choice(JobStatus, status, field="status").value if status else None,
-            "name_prefix": name_prefix,
-            "created_after": created_after.isoformat() if created_after else None,
-            "created_before": created_before.isoformat() if created_before else None,
+            "name_prefix": filters.get("name_prefix"),
+            "created_after": after.isoformat() if after else None,
+            "created_before": before.isoformat() if before else None,
             "tag": "=".join(tag) if isinstance(tag, tuple) else tag,
             "max_results": max_results,
             "next_token": next_token,
@@ -149,28 +155,11 @@ class Jobs:
         return Page[Job].model_validate(response.json())
 
     def iter_all(
-        self,
-        account: str,
-        *,
-        status: JobStatus | str | None = None,
-        name_prefix: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        tag: tuple[str, str] | str | None = None,
-        page_size: int | None = None,
+        self, account: str, *, page_size: int | None = None, **filters: Unpack[JobFilters]
     ) -> Iterator[Job]:
         """Every matching job, fetching ``page_size`` per request."""
         return iterate(
-            lambda token: self.list(
-                account,
-                status=status,
-                name_prefix=name_prefix,
-                created_after=created_after,
-                created_before=created_before,
-                tag=tag,
-                max_results=page_size,
-                next_token=token,
-            )
+            lambda token: self.list(account, max_results=page_size, next_token=token, **filters)
         )
 
     def stop(self, account: str, name: str) -> Job:
