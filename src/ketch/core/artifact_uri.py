@@ -90,9 +90,9 @@ def _check_path(original: str, path: str) -> None:
     shown = _shown(original)
     if path == "":
         raise InvalidInput(f"artifact key must not be empty ({KEY_RULE})")
-    # Lengths count both forms: the decoded one is what the key means, the original is
-    # what is stored (a file name of three bytes per "%41").
-    if max(_utf8_length(original), _utf8_length(path)) > MAX_KEY_BYTES:
+    # Lengths count the form that is stored (a file name of three bytes per "%41");
+    # decoding only ever shortens a key, so the decoded form is within them too.
+    if _utf8_length(original) > MAX_KEY_BYTES:
         raise InvalidInput(f"artifact key {shown} is longer than {MAX_KEY_BYTES} bytes")
     if any(_utf8_length(segment) > MAX_SEGMENT_BYTES for segment in original.split("/")):
         raise InvalidInput(f"artifact key {shown} has a name longer than 255 bytes")
@@ -107,8 +107,6 @@ def _check_path(original: str, path: str) -> None:
         folded = unicodedata.normalize("NFKC", segment)
         if segment == "" or folded in {".", ".."}:
             raise InvalidInput(f"artifact key {shown} has an empty, '.' or '..' segment")
-        if _utf8_length(segment) > MAX_SEGMENT_BYTES:
-            raise InvalidInput(f"artifact key {shown} has a name longer than 255 bytes")
         if folded.lower().startswith(RESERVED_PREFIX):
             raise InvalidInput(f"artifact key {shown}: names starting '.ketch' are reserved")
 
