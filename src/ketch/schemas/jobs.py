@@ -14,7 +14,6 @@ numbers for them, and read back as floats.
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -34,7 +33,6 @@ from ketch.core.artifact_uri import parse_uri
 from ketch.core.errors import InvalidInput
 from ketch.core.instances import DEFAULT_INSTANCE_TYPE, instance_type
 from ketch.core.job_rules import (
-    HyperparameterValue,
     check_names,
     validate_hyperparameters,
     validate_user_environment,
@@ -58,12 +56,6 @@ def _prefix_uri(value: str) -> str:
 
 def _known_instance_type(value: str) -> str:
     return instance_type(value).name
-
-
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise InvalidInput("hyperparameter values must be finite numbers (no NaN or infinity)")
-    return value
 
 
 def _one_instance(value: int) -> int:
@@ -91,14 +83,6 @@ def _entry_point(value: str) -> str:
     return value
 
 
-def _hyperparameters(value: dict[str, HyperparameterValue]) -> dict[str, HyperparameterValue]:
-    return validate_hyperparameters(value)
-
-
-def _environment(value: dict[str, str]) -> dict[str, str]:
-    return validate_user_environment(value)
-
-
 def _channels(value: dict[str, str]) -> dict[str, str]:
     check_names("channel", tuple(value))
     return value
@@ -119,10 +103,9 @@ PrefixUri = Annotated[
     Field(max_length=1100, description="ketch://<account>/<prefix>/"),
     AfterValidator(checked_by(_prefix_uri)),
 ]
-PlainValue = (
-    StrictBool | StrictInt | Annotated[StrictFloat, AfterValidator(checked_by(_finite))] | StrictStr
-)
-"""A hyperparameter value as JSON gives it; names, lengths and counts are the job rules'."""
+PlainValue = StrictBool | StrictInt | StrictFloat | StrictStr
+"""A hyperparameter value as JSON gives it; names, finiteness, lengths and counts are the
+job rules' (``validate_hyperparameters``)."""
 Channels = Annotated[
     dict[str, ObjectUri | PrefixUri], Field(max_length=20), AfterValidator(checked_by(_channels))
 ]
@@ -195,14 +178,14 @@ class JobSpec(WireModel):
     inputs: Channels = Field(default_factory=dict)
     output_uri: PrefixUri
     hyperparameters: Annotated[
-        dict[str, PlainValue], AfterValidator(checked_by(_hyperparameters))
+        dict[str, PlainValue], AfterValidator(checked_by(validate_hyperparameters))
     ] = Field(default_factory=dict)
-    environment: Annotated[dict[str, str], AfterValidator(checked_by(_environment))] = Field(
-        default_factory=dict
-    )
+    environment: Annotated[
+        dict[str, str], AfterValidator(checked_by(validate_user_environment))
+    ] = Field(default_factory=dict)
     instance_type: InstanceTypeName = DEFAULT_INSTANCE_TYPE
     instance_count: Annotated[int, AfterValidator(checked_by(_one_instance))] = Field(
-        1, ge=1, le=16, description="Instances to run on; only 1 is supported for now"
+        1, description="Instances to run on; only 1 is supported for now"
     )
     max_runtime_seconds: int = Field(86_400, ge=1, le=MAX_RUNTIME_SECONDS)
     retry_strategy: RetryStrategy = Field(default_factory=RetryStrategy)
