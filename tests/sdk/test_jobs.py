@@ -245,7 +245,7 @@ def test_train_streams_the_log_to_stderr_while_waiting(
 ) -> None:
     """The test app runs no jobs: a thread plays the runner, writing the log as it goes."""
     settings = context.settings
-    roots = compute.roots_dir(settings.jobs, settings.home)
+    roots = compute.roots_dir(settings.resolved_jobs_dir())
 
     def move(status: str) -> str:
         with context.uow(write=True) as w:

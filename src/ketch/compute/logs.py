@@ -31,7 +31,6 @@ from ketch.compute.queue import FINAL
 from ketch.compute.service import job_row
 from ketch.compute.tables import JobRow
 from ketch.core.errors import InvalidInput
-from ketch.core.settings import JobSettings
 from ketch.schemas.jobs import JobKind, JobStatus, LogRecord
 from ketch.store.session import UnitOfWork, UnitOfWorkFactory
 
@@ -57,11 +56,11 @@ _LEADS = {2: (5, 0b110), 3: (4, 0b1110), 4: (3, 0b11110)}
 _CURSOR = re.compile(r"([1-9][0-9]{0,8}):([0-9]{1,18})")
 
 
-def roots_dir(settings: JobSettings, home: Path) -> Path:
-    """Where the runner keeps job roots and logs: ``<work_dir>/roots``, by default
-    ``$KETCH_HOME/jobs/roots``. The server builds its runner there and the API reads logs
-    from there, so both must use this."""
-    return (settings.work_dir or home / "jobs") / "roots"
+def roots_dir(jobs_dir: Path) -> Path:
+    """Where the runner keeps job roots and logs, below the jobs folder
+    (``KetchSettings.resolved_jobs_dir``). The server builds its runner there and the API
+    reads logs from there, so both must use this."""
+    return jobs_dir / "roots"
 
 
 def log_path(roots: Path, job_id: str, attempt: int) -> Path:

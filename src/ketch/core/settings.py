@@ -414,6 +414,11 @@ class KetchSettings(BaseSettings):
                 return candidate.get_secret_value()
         return f"sqlite:///{self.home / 'ketch.db'}"
 
+    def resolved_jobs_dir(self) -> Path:
+        """The folder of the job runner's state (attempts, roots and logs, environments):
+        ``jobs.work_dir``, else ``$KETCH_HOME/jobs``."""
+        return self.jobs.work_dir or self.home / "jobs"
+
 
 def load_settings(**overrides: Any) -> KetchSettings:
     """Build settings from the environment and ``ketch.toml``, with explicit overrides on top."""

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
+from ketch.compute import roots_dir
 from ketch.compute.environments import Environments
 from ketch.compute.executors import Executor
 from ketch.compute.executors.local import LocalExecutor
@@ -34,7 +35,7 @@ def build_executor(settings: JobSettings, work_dir: Path) -> Executor:
 
 def build_runner(context: Context) -> JobRunner:
     settings = context.settings.jobs
-    work_dir = settings.work_dir or context.settings.home / "jobs"
+    work_dir = context.settings.resolved_jobs_dir()
     work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     capacity = Capacity(
         per_account=settings.per_account,
@@ -47,7 +48,7 @@ def build_runner(context: Context) -> JobRunner:
         owner=f"{socket.gethostname()}:{os.getpid()}",
         capacity=capacity,
         lease=timedelta(seconds=settings.lease_seconds),
-        work_dir=work_dir / "roots",
+        work_dir=roots_dir(work_dir),
         prices=settings.prices,
         environments=Environments(
             settings.environments_dir or work_dir / "environments",

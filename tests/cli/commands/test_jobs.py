@@ -196,7 +196,7 @@ def played(context: Context, name: str, status: str, text: str) -> None:
             for n, v in enumerate([0.5, 0.25, None], start=1)
         )  # fmt: skip
     settings = context.settings
-    path = compute.log_path(compute.roots_dir(settings.jobs, settings.home), job_id, 1)
+    path = compute.log_path(compute.roots_dir(settings.resolved_jobs_dir()), job_id, 1)
     path.parent.mkdir(parents=True)
     path.write_text(text)
 

@@ -146,7 +146,7 @@ def started(context: Context, name: str, status: str, attempts: int = 1) -> str:
 
 def log(context: Context, job_id: str, text: str, attempt: int = 1) -> None:
     settings = context.settings
-    path = compute.log_path(compute.roots_dir(settings.jobs, settings.home), job_id, attempt)
+    path = compute.log_path(compute.roots_dir(settings.resolved_jobs_dir()), job_id, attempt)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         handle.write(text)

@@ -227,7 +227,7 @@ def _register(k: KindRoutes, body_model: type[TrainingJobCreate | ProcessingJobC
             with guard.context.uow() as uow:
                 return compute.open_job_log(
                     uow,
-                    compute.roots_dir(settings.jobs, settings.home),
+                    compute.roots_dir(settings.resolved_jobs_dir()),
                     account_id,
                     k.kind,
                     name,
