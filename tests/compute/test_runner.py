@@ -38,6 +38,7 @@ from ketch.schemas.org import AccountCreate, Stage
 from ketch.server.bootstrap import BootstrapResult
 from ketch.server.context import Context
 from ketch.store.session import UnitOfWorkFactory
+from support.bundles import source_bundle
 from support.wheels import make_wheel
 
 ACCOUNT = "team-a"
@@ -129,23 +130,11 @@ def put(context: Context, account: str, key: str, data: bytes) -> None:
     put_artifact(context.artifacts, account, key, [data])
 
 
-def bundle(files: dict[str, str]) -> bytes:
-    """A ``sourcedir.tar.gz`` holding ``files`` (member names taken as given)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def submit(context: Context, files: dict[str, str], **spec: Any) -> str:
     """Upload ``files`` as the job's bundle and insert a Pending job row for it."""
     name = f"job-{new_id()[:8].lower()}"
     source_key = f"code/{name}/sourcedir.tar.gz"
-    put(context, ACCOUNT, source_key, bundle(files))
+    put(context, ACCOUNT, source_key, source_bundle(files))
     fields: dict[str, Any] = {
         "name": name,
         "code": {"source_uri": f"ketch://{ACCOUNT}/{source_key}", "entry_point": "train.py"},
@@ -408,7 +397,6 @@ def test_a_controller_that_died_between_start_and_record_is_reattached_not_run_t
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    put(accounts, ACCOUNT, "data/train/train.csv", CSV.encode())
     runs = tmp_path / "runs"
     job_id = submit(
         accounts,
@@ -448,7 +436,6 @@ def test_a_requirements_txt_is_installed_into_a_cached_environment(
 ) -> None:
     """A wheel shipped in the bundle, named in its requirements.txt: the job imports it,
     pip's output is in the job's log, and a second job reuses the environment."""
-    put(accounts, ACCOUNT, "data/train/train.csv", CSV.encode())
     wheel = make_wheel(tmp_path / "wheels", "tinypkg", "1.5")
     files = {
         "train.py": "import tinypkg, ketch\nprint('tinypkg', tinypkg.VERSION)\n" + TRAIN_SCRIPT,
@@ -475,7 +462,6 @@ def test_a_requirements_txt_is_installed_into_a_cached_environment(
 def test_a_requirement_that_cannot_be_installed_fails_the_job_as_the_users(
     accounts: Context, make_runner: Callable[..., JobRunner], tmp_path: Path
 ) -> None:
-    put(accounts, ACCOUNT, "data/train/train.csv", CSV.encode())
     files = {"train.py": TRAIN_SCRIPT, "requirements.txt": "no-such-package-anywhere==1.0\n"}
     environments = Environments(
         tmp_path / "environments", python=sys.executable, pip_args=["--no-index"]
@@ -502,7 +488,6 @@ class UnreachableAtFirst(LocalExecutor):
 def test_an_executor_out_of_reach_for_a_while_neither_fails_nor_restarts_the_job(
     accounts: Context, tmp_path: Path
 ) -> None:
-    put(accounts, ACCOUNT, "data/train/train.csv", CSV.encode())
     runs = tmp_path / "runs"
     job_id = submit(accounts, {"train.py": TRAIN_SCRIPT}, hyperparameters={"marker": str(runs)})
     executor = UnreachableAtFirst(tmp_path / "state", failures=3)
@@ -539,7 +524,6 @@ sys.exit(int(os.environ.get("FAIL", "0")))
 def test_checkpoints_are_restored_before_the_code_and_saved_after_it_whatever_its_end(
     accounts: Context, make_runner: Callable[..., JobRunner]
 ) -> None:
-    put(accounts, ACCOUNT, "data/train/train.csv", CSV.encode())
     checkpoints = f"ketch://{ACCOUNT}/checkpoints/churn"  # no trailing '/': still a folder
     runner = make_runner()
 

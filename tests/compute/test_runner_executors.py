@@ -31,6 +31,7 @@ from ketch.schemas.jobs import JobKind, JobStatus, TrainingJobCreate
 from ketch.schemas.org import AccountCreate, Stage
 from ketch.server.bootstrap import BootstrapResult
 from ketch.server.context import Context
+from support.bundles import source_bundle
 
 ACCOUNT = "ml-dev"
 
@@ -56,17 +57,6 @@ def churn_csv(rows: int = 200) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def bundle(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def test_an_unmodified_scikit_learn_script_trains_to_a_model_tarball(
     context: Context, bootstrapped: BootstrapResult, executor: Executor, tmp_path: Path
 ) -> None:
@@ -74,7 +64,10 @@ def test_an_unmodified_scikit_learn_script_trains_to_a_model_tarball(
         org.create_account(w, AccountCreate(id=ACCOUNT, stage=Stage.DEV))
     put_artifact(context.artifacts, ACCOUNT, "data/churn/train.csv", [churn_csv()])
     put_artifact(
-        context.artifacts, ACCOUNT, "code/sourcedir.tar.gz", [bundle({"train.py": TRAIN_SCRIPT})]
+        context.artifacts,
+        ACCOUNT,
+        "code/sourcedir.tar.gz",
+        [source_bundle({"train.py": TRAIN_SCRIPT})],
     )
     spec = TrainingJobCreate.model_validate(
         {

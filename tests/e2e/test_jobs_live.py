@@ -5,7 +5,6 @@ metrics read back over HTTP."""
 
 from __future__ import annotations
 
-import io
 import tarfile
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ketch import Client
+from support.bundles import write_source_bundle
 from support.live import LiveServer
 
 pytestmark = pytest.mark.live
@@ -36,20 +36,12 @@ ketch.log_metric("epochs", args.epochs, step=0)
 """
 
 
-def _bundle(path: Path) -> None:
-    with tarfile.open(path, "w:gz") as archive:
-        data = TRAIN_PY.encode()
-        info = tarfile.TarInfo("train.py")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-
-
 def test_a_sagemaker_script_trains_in_a_real_server(
     live_server: LiveServer, tmp_path: Path
 ) -> None:
     with Client(url=live_server.url, token=live_server.admin_token()) as admin:
         admin.accounts.create("ml-dev", stage="dev")
-        _bundle(tmp_path / "sourcedir.tar.gz")
+        write_source_bundle(tmp_path / "sourcedir.tar.gz", {"train.py": TRAIN_PY})
         (tmp_path / "train.csv").write_text("amount\n1\n2\n3\n")
         admin.artifacts.upload(
             tmp_path / "sourcedir.tar.gz", "ketch://ml-dev/code/sourcedir.tar.gz"

@@ -21,6 +21,7 @@ from ketch import Client
 from ketch.compute.executors._ray_head import LocalRayHead
 from ketch.compute.executors.ray import ray_available
 from ketch.demo import TRAIN_SCRIPT
+from support.bundles import write_source_bundle
 from support.live import LiveServer
 from support.required import skip_or_fail
 
@@ -52,11 +53,7 @@ def test_a_scikit_learn_script_trains_on_the_servers_own_ray_head(
         tenure, spend = pick.randint(1, 72), round(pick.uniform(10, 120), 2)
         rows.append(f"{tenure},{spend},{int(tenure < 12 and spend < 60)}")
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
-    with tarfile.open(tmp_path / "sourcedir.tar.gz", "w:gz") as archive:
-        data = TRAIN_SCRIPT.encode()
-        info = tarfile.TarInfo("train.py")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
+    write_source_bundle(tmp_path / "sourcedir.tar.gz", {"train.py": TRAIN_SCRIPT})
     with Client(url=ray_server.url, token=ray_server.admin_token()) as admin:
         admin.accounts.create("ml-dev", stage="dev")
         admin.artifacts.upload(tmp_path / "sourcedir.tar.gz", "ketch://ml-dev/code/src.tar.gz")

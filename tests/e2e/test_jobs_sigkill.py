@@ -25,7 +25,6 @@ started (the servers, and on failure whatever their jobs left behind), each by i
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
 import json
 import os
@@ -40,6 +39,7 @@ import pytest
 
 from ketch import Client
 from ketch.schemas.jobs import Job, JobStatus
+from support.bundles import write_source_bundle
 from support.live import LiveServer
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(240)]
@@ -109,14 +109,6 @@ with open(os.path.join(model, "bulk.bin"), "wb") as bulk:
         bulk.write(os.urandom(1024 * 1024))
 log("end")
 """
-
-
-def _bundle(path: Path) -> None:
-    with tarfile.open(path, "w:gz") as archive:
-        data = TRAIN_PY.encode()
-        info = tarfile.TarInfo("train.py")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
 
 
 def _spec(name: str, marks: Path, *, seconds: float, bulk_mib: int) -> dict[str, object]:
@@ -228,7 +220,7 @@ def _kill_restart_and_check(tmp_path: Path, database_url: str | None) -> None:
     try:
         with Client(url=server.url, token=server.admin_token()) as client:
             client.accounts.create(ACCOUNT, stage="dev")
-            _bundle(tmp_path / "sourcedir.tar.gz")
+            write_source_bundle(tmp_path / "sourcedir.tar.gz", {"train.py": TRAIN_PY})
             client.artifacts.upload(
                 tmp_path / "sourcedir.tar.gz", f"ketch://{ACCOUNT}/code/sourcedir.tar.gz"
             )
