@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from ketch.core.settings import (
     DEFAULT_PORT,
     LOOPBACK_HOSTS,
+    JobSettings,
     KetchSettings,
     default_home,
     load_settings,
@@ -310,3 +311,18 @@ def test_trusted_proxies_are_checked_and_parsed_when_settings_load(
     assert settings.server.trusted_proxies == [ip_network("10.0.0.0/8"), ip_network("fd00::/8")]
     with pytest.raises(ValidationError, match="trusted_proxies"):
         KetchSettings(home=tmp_path / "h", server={"trusted_proxies": ["not-a-range"]})
+
+
+@pytest.mark.parametrize(
+    ("jobs", "needle"),
+    [
+        ({"prices": {"cpu.huge": 1.0}}, "not an instance type"),
+        ({"prices": {"cpu.small": -1.0}}, "finite number"),
+        ({"per_instance_type": {"gpu.smal": 1}}, "not an instance type"),
+    ],
+)
+def test_job_settings_keyed_by_instance_type_name_real_ones(
+    jobs: dict[str, object], needle: str
+) -> None:
+    with pytest.raises(ValidationError, match=needle):
+        JobSettings.model_validate(jobs)

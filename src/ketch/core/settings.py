@@ -221,6 +221,12 @@ class RaySettings(BaseModel):
                 "jobs.ray.address is set, so jobs.ray.token is needed: ketch connects to "
                 "Ray only with token authentication (RAY_AUTH_MODE=token)"
             )
+        offered = {"cpus": self.cpus, "memory_mib": self.memory_mib, "gpus": self.gpus}
+        if self.address and any(v is not None for v in offered.values()):
+            raise ValueError(
+                "jobs.ray.cpus, memory_mib and gpus size the server's own Ray head; with "
+                "jobs.ray.address the cluster's nodes say what they offer"
+            )
         return self
 
 
@@ -265,14 +271,16 @@ class JobSettings(BaseModel):
         "a job's cost is its billable hours times this (none for a type not listed)",
     )
 
-    @field_validator("prices")
+    @field_validator("prices", "per_instance_type")
     @classmethod
-    def _priced_types_exist(cls, value: dict[str, float]) -> dict[str, float]:
-        for name, price in value.items():
+    def _types_exist(cls, value: dict[str, float]) -> dict[str, float]:
+        """Each key an instance type, each value a finite number >= 0 (a misspelt type
+        would otherwise be ignored without a word)."""
+        for name, number in value.items():
             if name not in INSTANCE_TYPES:
                 raise ValueError(f"{name!r} is not an instance type ({', '.join(INSTANCE_TYPES)})")
-            if not 0 <= price < float("inf"):
-                raise ValueError(f"the price of {name} must be a finite number >= 0")
+            if not 0 <= number < float("inf"):
+                raise ValueError(f"the value for {name} must be a finite number >= 0")
         return value
 
 

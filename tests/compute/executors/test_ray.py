@@ -284,6 +284,8 @@ def test_an_address_needs_a_token_and_a_plain_host_and_port() -> None:
         with pytest.raises(ValidationError, match="host:port"):
             RaySettings(address=bad, token=SecretStr("t"))
     assert RaySettings(address="10.0.0.5:6379", token=SecretStr("t")).address == "10.0.0.5:6379"
+    with pytest.raises(ValidationError, match="own Ray head"):
+        RaySettings(address="10.0.0.5:6379", token=SecretStr("t"), cpus=4)
 
 
 def test_the_settings_come_from_the_environment_and_hide_the_token(
