@@ -236,3 +236,21 @@ def test_concurrent_claimers_never_exceed_capacity(jobs: UnitOfWorkFactory) -> N
         assert (len(held), running) == (3, 3)
         for claimed in held:
             finish(jobs, claimed)
+
+
+def test_a_job_stopped_while_held_is_stopped_not_requeued_after_a_platform_error(
+    jobs: UnitOfWorkFactory,
+) -> None:
+    """A stop asked of a running job, then a platform error: the retry would wait for ever
+    (a queued job with a stop is never claimed); the job ends Stopped instead."""
+    (job_id,) = submit(jobs, "team-a")
+    held = claim(jobs, Capacity())
+    assert held is not None
+    with jobs(write=True) as w:
+        assert queue.request_stop(w, job_id)
+    with jobs(write=True) as w:
+        assert queue.requeue(w, held, delay=timedelta(0), message="storage unavailable")
+    with jobs() as r:
+        row = r.session.get(JobRow, job_id)
+        assert row is not None and row.status == JobStatus.STOPPED.value
+        assert row.ended_at is not None

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 
 from ketch.compute.tables import JobRow, JobTransitionRow
 from ketch.schemas.jobs import JobStatus
@@ -114,7 +114,7 @@ def claim_next(
         ).all()
     )
     waiting = (JobRow.status == JobStatus.PENDING.value) & (JobRow.next_attempt_at <= now)
-    waiting &= ~JobRow.stop_requested
+    waiting &= ~JobRow.stop_requested  # none should wait so (requeue and stops see to it)
     waiting_types = session.scalars(select(JobRow.instance_type).where(waiting).distinct()).all()
     open_types = [t for t in waiting_types if busy_types.get(t, 0) < capacity.for_type(t)]
     if not open_types:
@@ -204,23 +204,30 @@ def advance(
 
 
 def requeue(uow: UnitOfWork, claim: Claim, *, delay: timedelta, message: str) -> bool:
-    """Give a held job back to the queue for another attempt after ``delay``."""
+    """Give a held job back to the queue for another attempt after ``delay``; a job whose
+    stop was asked meanwhile is Stopped instead (a queued job never waits with a stop)."""
     now = uow.clock.now()
+    stopping = JobRow.stop_requested
     moved = uow.session.execute(
         update(JobRow)
         .where(_held(claim))
         .values(
-            status=JobStatus.PENDING.value,
+            status=case((stopping, JobStatus.STOPPED.value), else_=JobStatus.PENDING.value),
+            ended_at=case((stopping, now), else_=JobRow.ended_at),
             lease_owner=None,
             lease_expires_at=None,
             handle=None,
             next_attempt_at=now + delay,
         )
+        .returning(JobRow.status)
         .execution_options(synchronize_session=False)
-    )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    ).scalar_one_or_none()
+    if moved is None:
         return False
-    record_transition(uow, claim.job_id, JobStatus.PENDING, now, message)
+    if moved == JobStatus.STOPPED.value:
+        record_transition(uow, claim.job_id, JobStatus.STOPPED, now, f"stopped ({message})")
+    else:
+        record_transition(uow, claim.job_id, JobStatus.PENDING, now, message)
     return True
 
 
@@ -280,14 +287,26 @@ def stop_waiting(uow: UnitOfWork, job_id: str) -> bool:
 
 
 def request_stop(uow: UnitOfWork, job_id: str) -> bool:
-    """Ask the holder of a running job to stop it; ``False`` if the job already ended."""
+    """Ask the holder of a running job to stop it; ``False`` if the job already ended. A
+    job found queued (requeued since :func:`stop_waiting` looked) is stopped at once, in
+    the same statement, so no queued job is ever left waiting with a stop."""
+    now = uow.clock.now()
+    queued = JobRow.status == JobStatus.PENDING.value
     asked = uow.session.execute(
         update(JobRow)
         .where((JobRow.id == job_id) & JobRow.status.notin_([s.value for s in FINAL]))
-        .values(stop_requested=True)
+        .values(
+            stop_requested=True,
+            status=case((queued, JobStatus.STOPPED.value), else_=JobRow.status),
+            ended_at=case((queued, now), else_=JobRow.ended_at),
+            fence=case((queued, JobRow.fence + 1), else_=JobRow.fence),
+        )
+        .returning(JobRow.status)
         .execution_options(synchronize_session=False)
-    )
-    return bool(asked.rowcount == 1)  # type: ignore[attr-defined]
+    ).scalar_one_or_none()
+    if asked == JobStatus.STOPPED.value:
+        record_transition(uow, job_id, JobStatus.STOPPED, now, "stopped before it started")
+    return asked is not None
 
 
 def _held(claim: Claim):  # type: ignore[no-untyped-def]
